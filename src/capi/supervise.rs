@@ -1,0 +1,286 @@
+//! C ABI: the prefork supervisor.
+//!
+//! Callbacks from Perl (FFI::Platypus closures) and Zig (`callconv(.c)` functions) work the
+//! same as C ones: they are plain function pointers with a context pointer, called on the
+//! main thread of the master (events) or of the worker (post-fork hook, worker entry) —
+//! never from a signal handler. Keep a Perl closure referenced for the supervisor's life.
+
+use super::base::dk_pidfile;
+use super::ret;
+use crate::supervisor::{Outcome, Supervisor};
+use crate::sys;
+use core::ffi::{c_char, c_int, c_void};
+
+/// A prefork supervisor (opaque): `dk_supervisor_new`, configure, `dk_supervisor_run`,
+/// `dk_supervisor_free`.
+pub struct dk_supervisor {
+    inner: Supervisor,
+}
+
+/// Worker entry, run in each forked worker after the post-fork hook: `ctx` as given to
+/// `dk_supervisor_set_worker`, `index` the worker's slot (0..N-1, reused). Its return value
+/// is the worker's exit status (0: clean exit, e.g. max-requests reached — replaced at once
+/// without counting as a crash). It should serve on the inherited listeners, call
+/// `dk_ready()` once it accepts connections, handle SIGTERM by finishing in-flight requests
+/// and returning, and SIGUSR1 by `dk_log_reopen()`.
+pub type dk_worker_fn = Option<extern "C" fn(ctx: *mut c_void, index: u32) -> c_int>;
+/// Post-fork hook, run in each worker right after the fork with default signal dispositions
+/// and an empty mask: rebuild event loops and other per-process state here.
+pub type dk_hook_fn = Option<extern "C" fn(ctx: *mut c_void, index: u32)>;
+/// Event callback, run in the master's loop: `kind` is a `DK_EVENT_*`, `pid` and `value` as
+/// documented for each kind.
+pub type dk_event_fn = Option<extern "C" fn(ctx: *mut c_void, kind: c_int, pid: i32, value: i32)>;
+
+/// A worker started: pid, value = its index.
+pub const DK_EVENT_SPAWNED: c_int = 1;
+/// A worker exited: pid, value = its wait status (WIFEXITED/WEXITSTATUS/WTERMSIG apply).
+pub const DK_EVENT_EXITED: c_int = 2;
+/// Crash loop throttle: pid of the crashed worker, value = delay before the next start (ms).
+pub const DK_EVENT_RESPAWN_DELAYED: c_int = 3;
+/// A worker is ready: pid, value = index, or -1 when assumed after the ready timeout.
+pub const DK_EVENT_WORKER_READY: c_int = 4;
+/// Every initial worker is ready; the master called `dk_ready()`: pid = master, value = N
+/// (or a negative errno from the notification).
+pub const DK_EVENT_READY: c_int = 5;
+/// HUP: rolling restart began: value = the new generation number.
+pub const DK_EVENT_RELOADING: c_int = 6;
+/// Rolling restart finished: value = generation.
+pub const DK_EVENT_RELOADED: c_int = 7;
+/// TERM/INT/QUIT (or a completed upgrade): graceful stop began: value = timeout in ms.
+pub const DK_EVENT_STOPPING: c_int = 8;
+/// A worker was killed with SIGKILL after the graceful timeout or a second TERM: pid.
+pub const DK_EVENT_KILLED: c_int = 9;
+/// USR2: a new generation was started: pid.
+pub const DK_EVENT_UPGRADE_STARTED: c_int = 10;
+/// The new generation is ready; this one drains and `dk_supervisor_run` returns
+/// `DK_SUPERVISOR_UPGRADED`: pid of the new master.
+pub const DK_EVENT_UPGRADE_READY: c_int = 11;
+/// Upgrade rolled back, still serving: pid (0 if none started), value = 1 it reported a
+/// failure, 2 it exited first, 3 timeout, 4 no upgrade program set, or a negative errno
+/// from starting it.
+pub const DK_EVENT_UPGRADE_FAILED: c_int = 12;
+/// USR1: log reopened (value 0, or the negative errno) and forwarded to the workers.
+pub const DK_EVENT_LOG_REOPENED: c_int = 13;
+/// TTIN/TTOU: value = the new worker count.
+pub const DK_EVENT_WORKERS_CHANGED: c_int = 14;
+/// A worker reported a startup failure with `dk_fail`: pid, value = code.
+pub const DK_EVENT_WORKER_FAILED: c_int = 15;
+
+/// `dk_supervisor_run`: graceful stop finished, PID file unlinked; exit 0.
+pub const DK_SUPERVISOR_STOPPED: c_int = 0;
+/// `dk_supervisor_run`: a new generation took over; exit 0 without removing the PID file.
+pub const DK_SUPERVISOR_UPGRADED: c_int = 1;
+
+/// Most workers one supervisor runs.
+pub const DK_SUPERVISOR_MAX_WORKERS: u32 = 256;
+
+/// Creates a supervisor with 1 worker, a 30 s graceful timeout, a 2 s worker ready timeout
+/// and a 60 s upgrade timeout; stores it in `*out`. `-EINVAL` for NULL `out`, `-ENOMEM`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_supervisor_new(out: *mut *mut dk_supervisor) -> c_int {
+    if out.is_null() {
+        return -libc::EINVAL;
+    }
+    match super::new_handle(dk_supervisor { inner: Supervisor::new() }) {
+        Some(h) => {
+            // SAFETY: out is a valid out-pointer.
+            unsafe { *out = h };
+            0
+        }
+        None => -libc::ENOMEM,
+    }
+}
+
+/// Frees a supervisor (NULL is accepted). Returns 0.
+#[no_mangle]
+pub unsafe extern "C" fn dk_supervisor_free(sv: *mut dk_supervisor) -> c_int {
+    if !sv.is_null() {
+        // SAFETY: sv is a live handle, freed exactly once here.
+        drop(unsafe { super::free_handle(sv) });
+    }
+    0
+}
+
+fn with(sv: *mut dk_supervisor, f: impl FnOnce(&mut Supervisor) -> c_int) -> c_int {
+    // SAFETY: sv is NULL or a live handle from dk_supervisor_new.
+    match unsafe { sv.as_mut() } {
+        Some(h) => f(&mut h.inner),
+        None => -libc::EINVAL,
+    }
+}
+
+/// Sets the number of workers (1..=`DK_SUPERVISOR_MAX_WORKERS`), else `-EINVAL`.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_workers(sv: *mut dk_supervisor, n: u32) -> c_int {
+    with(sv, |s| {
+        if n == 0 || n > DK_SUPERVISOR_MAX_WORKERS {
+            return -libc::EINVAL;
+        }
+        s.workers = n;
+        0
+    })
+}
+
+/// Sets the graceful stop timeout in ms: after TERM, workers still running then are killed.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_graceful_timeout(sv: *mut dk_supervisor, ms: u32) -> c_int {
+    with(sv, |s| {
+        s.graceful_ms = ms;
+        0
+    })
+}
+
+/// Sets how long a new worker may take to call `dk_ready()` before the master assumes it is
+/// ready anyway (ms; default 2000).
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_ready_timeout(sv: *mut dk_supervisor, ms: u32) -> c_int {
+    with(sv, |s| {
+        s.ready_timeout_ms = ms;
+        0
+    })
+}
+
+/// Sets the worker entry `f` with its context. `-EINVAL` for a NULL `f` or handle.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_worker(sv: *mut dk_supervisor, f: dk_worker_fn, ctx: *mut c_void) -> c_int {
+    with(sv, |s| match f {
+        Some(f) => {
+            s.worker = Some((f, ctx));
+            0
+        }
+        None => -libc::EINVAL,
+    })
+}
+
+/// Makes each worker exec `argv` (NULL-terminated, `argv[0]` an absolute path; the array
+/// must stay valid for the supervisor's life) with the listeners as fds 3.. and
+/// `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, and its readiness pipe in
+/// `DAEMONKIT_READY_FD`, instead of calling a worker entry. `-EINVAL` for NULL.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_exec(sv: *mut dk_supervisor, argv: *const *const c_char) -> c_int {
+    with(sv, |s| {
+        if argv.is_null() {
+            return -libc::EINVAL;
+        }
+        s.exec_argv = argv;
+        0
+    })
+}
+
+/// Sets the post-fork hook (NULL `f` clears it).
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_post_fork(sv: *mut dk_supervisor, f: dk_hook_fn, ctx: *mut c_void) -> c_int {
+    with(sv, |s| {
+        s.post_fork = f.map(|f| (f, ctx));
+        0
+    })
+}
+
+/// Sets the event callback (NULL `f`: events are logged as one line each on stderr).
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_event(sv: *mut dk_supervisor, f: dk_event_fn, ctx: *mut c_void) -> c_int {
+    with(sv, |s| {
+        s.on_event = f.map(|f| (f, ctx));
+        0
+    })
+}
+
+/// Adds a listening fd that workers inherit and an upgrade passes on (at most 62).
+/// `-EBADF` for a closed fd, `-ENOSPC` when full.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_add_listener(sv: *mut dk_supervisor, fd: c_int) -> c_int {
+    with(sv, |s| ret(s.add_listener(fd)))
+}
+
+/// Sets `LISTEN_FDNAMES` for exec'd workers and upgrades (colon-separated; must stay valid
+/// for the supervisor's life; NULL clears).
+#[no_mangle]
+pub unsafe extern "C" fn dk_supervisor_set_listen_names(sv: *mut dk_supervisor, names: *const c_char) -> c_int {
+    if !names.is_null() {
+        // SAFETY: names is a C string.
+        if let Err(e) = unsafe { sys::cstr_arg(names, 65536) } {
+            return e.neg();
+        }
+    }
+    with(sv, |s| {
+        s.names = names;
+        0
+    })
+}
+
+/// Sets the PID file the master unlinks after a graceful stop, hands over on upgrade and
+/// rewrites on rollback; workers close their copy of its fd at start. `pf` must stay open
+/// for the supervisor's life (free it after `dk_supervisor_run` returns). NULL clears.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_pidfile(sv: *mut dk_supervisor, pf: *mut dk_pidfile) -> c_int {
+    with(sv, |s| {
+        // SAFETY: pf is NULL or a live handle.
+        s.pidfile = match unsafe { pf.as_mut() } {
+            Some(h) => super::base::pidfile_core(h),
+            None => core::ptr::null_mut(),
+        };
+        0
+    })
+}
+
+/// Enables USR2 upgrades: the new generation runs `argv` (NULL-terminated, `argv[0]` an
+/// absolute path such as the resolved `/proc/self/exe`; must stay valid for the supervisor's
+/// life) and must report `dk_ready()` within `timeout_ms` (0: 60 s). `-EINVAL` for NULL.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_upgrade(sv: *mut dk_supervisor, argv: *const *const c_char, timeout_ms: u32) -> c_int {
+    with(sv, |s| {
+        if argv.is_null() {
+            return -libc::EINVAL;
+        }
+        s.upgrade_argv = argv;
+        s.upgrade_timeout_ms = if timeout_ms == 0 { 60_000 } else { timeout_ms };
+        0
+    })
+}
+
+/// Runs the master: forks the workers and handles HUP (rolling restart), TTIN/TTOU,
+/// TERM/INT/QUIT (graceful stop; a second one kills at once), USR1 (log reopen, forwarded),
+/// USR2 (upgrade) and CHLD (reaping only its own workers, respawning, crash throttle) on the
+/// library's signal fd. Calls `dk_ready()` once every initial worker is ready. Returns
+/// `DK_SUPERVISOR_STOPPED` after a graceful stop (PID file unlinked) or
+/// `DK_SUPERVISOR_UPGRADED` after a successful upgrade (leave the PID file alone); exit 0
+/// in both cases. Never returns in a worker (it exits with the entry's return value).
+/// Errors: `-EINVAL` no worker entry or program set, or NULL handle; signal setup errnos.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_run(sv: *mut dk_supervisor) -> c_int {
+    with(sv, |s| match s.run() {
+        Ok(Outcome::Stopped) => DK_SUPERVISOR_STOPPED,
+        Ok(Outcome::Upgraded) => DK_SUPERVISOR_UPGRADED,
+        Err(e) => e.neg(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::supervisor::{self, event as ev};
+    #[test]
+    fn event_constants_match_the_core() {
+        let pairs = [
+            (DK_EVENT_SPAWNED, ev::SPAWNED),
+            (DK_EVENT_EXITED, ev::EXITED),
+            (DK_EVENT_RESPAWN_DELAYED, ev::RESPAWN_DELAYED),
+            (DK_EVENT_WORKER_READY, ev::WORKER_READY),
+            (DK_EVENT_READY, ev::READY),
+            (DK_EVENT_RELOADING, ev::RELOADING),
+            (DK_EVENT_RELOADED, ev::RELOADED),
+            (DK_EVENT_STOPPING, ev::STOPPING),
+            (DK_EVENT_KILLED, ev::KILLED),
+            (DK_EVENT_UPGRADE_STARTED, ev::UPGRADE_STARTED),
+            (DK_EVENT_UPGRADE_READY, ev::UPGRADE_READY),
+            (DK_EVENT_UPGRADE_FAILED, ev::UPGRADE_FAILED),
+            (DK_EVENT_LOG_REOPENED, ev::LOG_REOPENED),
+            (DK_EVENT_WORKERS_CHANGED, ev::WORKERS_CHANGED),
+            (DK_EVENT_WORKER_FAILED, ev::WORKER_FAILED),
+        ];
+        for (c, r) in pairs {
+            assert_eq!(c, r);
+        }
+        assert_eq!(DK_SUPERVISOR_MAX_WORKERS as usize, supervisor::MAX_WORKERS);
+    }
+}

@@ -1,0 +1,447 @@
+//! Zero-downtime restarts that keep every listening socket open.
+//!
+//! * [`reexec`] replaces the running program image with a fresh one, same pid: listeners are
+//!   moved to fds 3.. and described by `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, the locked
+//!   PID file fd follows in `DAEMONKIT_PIDFILE_FD` (so the lock is never released), and
+//!   `DAEMONKIT_REEXEC=1` tells [`crate::daemon::daemonize`] not to fork again.
+//! * [`spawn`] + [`wait_ready`] start a new generation as a child (the upgrade): the same fds
+//!   and variables plus a readiness pipe in `DAEMONKIT_READY_FD`; the old generation waits for
+//!   `ready`, and on failure or timeout kills the new one and keeps serving (rollback).
+//!
+//! The environment and argument vectors are prepared before `fork`; between `fork` and
+//! `execve` the child only moves fds, writes its pid into a prepared buffer and calls
+//! async-signal-safe functions.
+
+use crate::daemon::{self, Verdict, MAX_MESSAGE};
+use crate::sys::{self, Errno, Res};
+use core::ffi::{c_char, c_int, CStr};
+
+extern "C" {
+    static environ: *const *const c_char;
+}
+
+/// Most fds passed on (listeners + PID file + readiness pipe).
+pub const MAX_FDS: usize = 64;
+const MAX_ARGS: usize = 4096;
+
+/// What to execute and what to hand over.
+pub struct Spec<'a> {
+    /// NULL-terminated argument vector; `argv[0]` is the path executed (absolute: a daemon's
+    /// cwd is `/`).
+    pub argv: *const *const c_char,
+    /// Listening fds, passed as fds 3.. in this order.
+    pub fds: &'a [c_int],
+    /// `LISTEN_FDNAMES` (colon-separated), if any.
+    pub names: Option<&'a CStr>,
+    /// The locked PID file fd to hand over, or -1.
+    pub pidfile_fd: c_int,
+}
+
+const SKIP: [&[u8]; 6] = [
+    b"LISTEN_PID=",
+    b"LISTEN_FDS=",
+    b"LISTEN_FDNAMES=",
+    b"DAEMONKIT_READY_FD=",
+    b"DAEMONKIT_PIDFILE_FD=",
+    b"DAEMONKIT_REEXEC=",
+];
+
+/// Fixed-size variable storage, malloc'd so its address is stable across fork.
+#[repr(C)]
+struct Vars {
+    listen_pid: [u8; 32],
+    listen_fds: [u8; 32],
+    pidfile: [u8; 48],
+    ready: [u8; 48],
+    reexec: [u8; 24],
+}
+
+/// A prepared environment: `envp` points into `vars`, `names` and the caller's environ.
+struct Env {
+    envp: *mut *const c_char,
+    vars: *mut Vars,
+    names: *mut c_char,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        // SAFETY: all three are NULL or blocks from malloc owned by this Env.
+        unsafe {
+            libc::free(self.envp.cast());
+            libc::free(self.vars.cast());
+            libc::free(self.names.cast());
+        }
+    }
+}
+
+fn fill(dst: &mut [u8], parts: &[&[u8]]) {
+    let mut b = sys::Buf::<48>::new();
+    for p in parts {
+        b.push(p);
+    }
+    let n = b.len.min(dst.len() - 1);
+    dst[..n].copy_from_slice(&b.data[..n]);
+    dst[n] = 0;
+}
+
+fn num(v: u64) -> ([u8; 20], usize) {
+    let mut t = [0u8; 20];
+    let n = sys::fmt_u64(v, &mut t).len();
+    let mut out = [0u8; 20];
+    out[..n].copy_from_slice(&t[20 - n..]);
+    (out, n)
+}
+
+impl Env {
+    /// Builds the new environment: the current one minus the variables this module owns,
+    /// plus `LISTEN_*` for `nfds` fds, the PID file and readiness fd numbers, and the re-exec
+    /// marker.
+    fn build(nfds: usize, names: Option<&CStr>, pidfile_fd: Option<c_int>, ready_fd: Option<c_int>, reexec: bool) -> Res<Env> {
+        // SAFETY: environ is the process's environment array, NULL-terminated.
+        let mut count = 0usize;
+        unsafe {
+            let mut p = environ;
+            while !p.is_null() && !(*p).is_null() {
+                count += 1;
+                p = p.add(1);
+            }
+        }
+        // SAFETY: malloc of plain memory, checked below; zeroed via calloc.
+        let mut env = unsafe {
+            Env {
+                envp: libc::calloc(count + 8, core::mem::size_of::<*const c_char>()).cast(),
+                vars: libc::calloc(1, core::mem::size_of::<Vars>()).cast(),
+                names: core::ptr::null_mut(),
+            }
+        };
+        if env.envp.is_null() || env.vars.is_null() {
+            return Err(Errno(libc::ENOMEM));
+        }
+        // SAFETY: vars was just allocated and zeroed; we hold the only pointer.
+        let vars = unsafe { &mut *env.vars };
+        let mut k = 0usize;
+        let mut push = |p: *const c_char, env: &mut Env| {
+            // SAFETY: envp has count + 8 slots; at most count + 6 are pushed.
+            unsafe { *env.envp.add(k) = p };
+            k += 1;
+        };
+        // SAFETY: iterating environ as above; each entry is a valid C string.
+        unsafe {
+            for i in 0..count {
+                let e = *environ.add(i);
+                let bytes = CStr::from_ptr(e).to_bytes();
+                if SKIP.iter().any(|s| bytes.starts_with(s)) {
+                    continue;
+                }
+                push(e, &mut env);
+            }
+        }
+        if nfds > 0 {
+            fill(&mut vars.listen_pid, &[b"LISTEN_PID=0000000000"]);
+            let (d, n) = num(nfds as u64);
+            fill(&mut vars.listen_fds, &[b"LISTEN_FDS=", &d[..n]]);
+            push(vars.listen_pid.as_ptr().cast(), &mut env);
+            push(vars.listen_fds.as_ptr().cast(), &mut env);
+            if let Some(names) = names {
+                let nb = names.to_bytes();
+                let prefix = b"LISTEN_FDNAMES=";
+                // SAFETY: malloc of plain memory, checked; we copy prefix + names + NUL.
+                unsafe {
+                    env.names = libc::malloc(prefix.len() + nb.len() + 1).cast();
+                    if env.names.is_null() {
+                        return Err(Errno(libc::ENOMEM));
+                    }
+                    let dst = env.names.cast::<u8>();
+                    core::ptr::copy_nonoverlapping(prefix.as_ptr(), dst, prefix.len());
+                    core::ptr::copy_nonoverlapping(nb.as_ptr(), dst.add(prefix.len()), nb.len());
+                    *dst.add(prefix.len() + nb.len()) = 0;
+                }
+                push(env.names, &mut env);
+            }
+        }
+        if let Some(fd) = pidfile_fd {
+            let (d, n) = num(fd as u64);
+            fill(&mut vars.pidfile, &[b"DAEMONKIT_PIDFILE_FD=", &d[..n]]);
+            push(vars.pidfile.as_ptr().cast(), &mut env);
+        }
+        if let Some(fd) = ready_fd {
+            let (d, n) = num(fd as u64);
+            fill(&mut vars.ready, &[b"DAEMONKIT_READY_FD=", &d[..n]]);
+            push(vars.ready.as_ptr().cast(), &mut env);
+        }
+        if reexec {
+            fill(&mut vars.reexec, &[b"DAEMONKIT_REEXEC=1"]);
+            push(vars.reexec.as_ptr().cast(), &mut env);
+        }
+        Ok(env)
+    }
+
+    /// Writes `pid` into the prepared `LISTEN_PID=` slot. Async-signal-safe.
+    fn set_pid(&mut self, pid: i32) {
+        // SAFETY: vars is a live allocation owned by self.
+        let vars = unsafe { &mut *self.vars };
+        if vars.listen_pid[0] == 0 {
+            return;
+        }
+        let (d, n) = num(pid as u64);
+        let start = b"LISTEN_PID=".len();
+        vars.listen_pid[start..start + n].copy_from_slice(&d[..n]);
+        vars.listen_pid[start + n] = 0;
+    }
+}
+
+/// Checks the argument vector: non-NULL, `argv[0]` present and executable, bounded.
+fn check_argv(argv: *const *const c_char) -> Res<()> {
+    if argv.is_null() {
+        return Err(Errno(libc::EINVAL));
+    }
+    // SAFETY: argv is a NULL-terminated array per the contract; we read at most MAX_ARGS.
+    unsafe {
+        if (*argv).is_null() {
+            return Err(Errno(libc::EINVAL));
+        }
+        let mut i = 0;
+        while !(*argv.add(i)).is_null() {
+            sys::cstr_arg(*argv.add(i), 1 << 17)?;
+            i += 1;
+            if i > MAX_ARGS {
+                return Err(Errno(libc::E2BIG));
+            }
+        }
+        sys::cvt(libc::access(*argv, libc::X_OK))?;
+    }
+    Ok(())
+}
+
+fn check_fds(fds: &[c_int], extra: usize) -> Res<()> {
+    if fds.len() + extra > MAX_FDS {
+        return Err(Errno(libc::EINVAL));
+    }
+    for &fd in fds {
+        if !sys::fd_valid(fd) {
+            return Err(Errno(libc::EBADF));
+        }
+    }
+    Ok(())
+}
+
+/// Moves `src[i]` to fd `3 + i` for every i, clearing close-on-exec on the targets. With
+/// `saved`, first duplicates whatever occupied the target fds so [`restore`] can undo it.
+/// Async-signal-safe.
+fn arrange(src: &[c_int], saved: Option<&mut [c_int; MAX_FDS]>) -> Res<[c_int; MAX_FDS]> {
+    let n = src.len();
+    let base = 3 + n as c_int;
+    let mut high = [-1; MAX_FDS];
+    if let Some(saved) = saved {
+        for i in 0..n {
+            // SAFETY: F_DUPFD_CLOEXEC on a possibly-closed fd just fails with EBADF.
+            saved[i] = unsafe { libc::fcntl(3 + i as c_int, libc::F_DUPFD_CLOEXEC, base) };
+        }
+    }
+    for i in 0..n {
+        // SAFETY: duplicating a valid fd above the target range.
+        high[i] = sys::cvt(unsafe { libc::fcntl(src[i], libc::F_DUPFD_CLOEXEC, base) })?;
+    }
+    for i in 0..n {
+        // SAFETY: dup2 onto the target; it clears FD_CLOEXEC on the new descriptor.
+        sys::retry(|| unsafe { libc::dup2(high[i], 3 + i as c_int) })?;
+    }
+    Ok(high)
+}
+
+/// Undoes [`arrange`] after a failed `execve` in the same process.
+fn restore(n: usize, high: &[c_int; MAX_FDS], saved: &[c_int; MAX_FDS], flags: &[c_int; MAX_FDS]) {
+    for i in 0..n {
+        let t = 3 + i as c_int;
+        if saved[i] >= 0 {
+            // SAFETY: putting the original descriptor back, with its original flags.
+            unsafe {
+                libc::dup2(saved[i], t);
+                libc::fcntl(t, libc::F_SETFD, flags[i]);
+            }
+        } else {
+            sys::close(t);
+        }
+        sys::close(saved[i]);
+        sys::close(high[i]);
+    }
+}
+
+/// Re-executes this process (same pid) with `spec`. Returns only on failure, with every fd
+/// put back as it was: `EINVAL`/`EBADF` for bad arguments, `EACCES`/`ENOENT` when `argv[0]`
+/// cannot be executed, or execve's error.
+pub fn reexec(spec: &Spec) -> Res<()> {
+    check_argv(spec.argv)?;
+    let has_pf = spec.pidfile_fd >= 0;
+    check_fds(spec.fds, has_pf as usize)?;
+    if has_pf && !sys::fd_valid(spec.pidfile_fd) {
+        return Err(Errno(libc::EBADF));
+    }
+    let n = spec.fds.len();
+    let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
+    let mut env = Env::build(n, spec.names, pf_target, None, true)?;
+    env.set_pid(sys::getpid());
+    let mut src = [-1; MAX_FDS];
+    src[..n].copy_from_slice(spec.fds);
+    if has_pf {
+        src[n] = spec.pidfile_fd;
+    }
+    let total = n + has_pf as usize;
+    let mut saved = [-1; MAX_FDS];
+    let mut flags = [0; MAX_FDS];
+    for (i, f) in flags.iter_mut().enumerate().take(total) {
+        // SAFETY: F_GETFD on any integer is harmless.
+        *f = unsafe { libc::fcntl(3 + i as c_int, libc::F_GETFD) }.max(0);
+    }
+    let high = arrange(&src[..total], Some(&mut saved))?;
+    // SAFETY: ensure C stdio output is not lost across the exec.
+    unsafe { libc::fflush(core::ptr::null_mut()) };
+    // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
+    unsafe { libc::execve(*spec.argv, spec.argv, env.envp) };
+    let e = Errno::last();
+    restore(total, &high, &saved, &flags);
+    Err(e)
+}
+
+/// Starts a new generation as a child: fork, reset signals, hand over the listeners, the PID
+/// file fd and a readiness pipe, `execve`. Returns `(pid, readiness read fd)`.
+pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
+    check_argv(spec.argv)?;
+    let has_pf = spec.pidfile_fd >= 0;
+    check_fds(spec.fds, has_pf as usize + 1)?;
+    if has_pf && !sys::fd_valid(spec.pidfile_fd) {
+        return Err(Errno(libc::EBADF));
+    }
+    let n = spec.fds.len();
+    let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
+    let ready_target = 3 + n as c_int + has_pf as c_int;
+    let mut env = Env::build(n, spec.names, pf_target, Some(ready_target), false)?;
+    let [r, w] = sys::pipe_cloexec(false)?;
+    let mut src = [-1; MAX_FDS];
+    src[..n].copy_from_slice(spec.fds);
+    if has_pf {
+        src[n] = spec.pidfile_fd;
+    }
+    src[n + has_pf as usize] = w;
+    let total = n + has_pf as usize + 1;
+    // SAFETY: flush C stdio so nothing buffered is duplicated into the child.
+    unsafe { libc::fflush(core::ptr::null_mut()) };
+    // SAFETY: fork; the child runs only async-signal-safe code until execve or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        let e = Errno::last();
+        sys::close(r);
+        sys::close(w);
+        return Err(e);
+    }
+    if pid == 0 {
+        crate::signals::reset_child();
+        env.set_pid(sys::getpid());
+        if arrange(&src[..total], None).is_ok() {
+            // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
+            unsafe { libc::execve(*spec.argv, spec.argv, env.envp) };
+        }
+        let mut b = sys::Buf::<128>::new();
+        b.push(b"upgrade: cannot execute the new program (errno ").push_u64(sys::get_errno() as u64).push(b")");
+        let code = [b'f', 127, b.len as u8, 0];
+        let _ = sys::write_all(ready_target, &code);
+        let _ = sys::write_all(ready_target, b.as_bytes());
+        // SAFETY: leaving the failed child without running the parent's handlers.
+        unsafe { libc::_exit(127) };
+    }
+    sys::close(w);
+    drop(env);
+    Ok((pid, r))
+}
+
+/// Outcome of [`wait_ready`] when the new generation did not become ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// It reported a failure (code, message length in the buffer).
+    Failed(u8, usize),
+    /// It exited or closed the channel first.
+    Exited,
+    /// The timeout expired.
+    TimedOut,
+}
+
+/// Waits up to `timeout_ms` (0: forever) for the generation `pid` to report ready on `rfd`
+/// (closed in every case). On failure the child is killed (SIGKILL) and reaped.
+pub fn wait_ready(pid: i32, rfd: c_int, timeout_ms: u32, msg: &mut [u8; MAX_MESSAGE]) -> Result<(), Failure> {
+    let mut dummy = 0;
+    let v = daemon::read_verdict(rfd, timeout_ms, &mut dummy, msg);
+    sys::close(rfd);
+    let f = match v {
+        Verdict::Ready => return Ok(()),
+        Verdict::Failed { code, len } => Failure::Failed(code, len),
+        Verdict::Closed => Failure::Exited,
+        Verdict::TimedOut => Failure::TimedOut,
+    };
+    let _ = crate::signals::send(pid, libc::SIGKILL);
+    let mut st = 0;
+    // SAFETY: reaping our own child.
+    unsafe { libc::waitpid(pid, &mut st, 0) };
+    Err(f)
+}
+
+/// A whole single-process upgrade: spawn, wait, and on failure rewrite the PID file with our
+/// pid (the new generation may have written its own before failing). `ECANCELED` (it failed
+/// or exited) or `ETIMEDOUT`; the message, if any, lands in `msg` with its length returned
+/// through `msg_len`.
+pub fn upgrade(spec: &Spec, pidfile: Option<&mut crate::pidfile::PidFile>, timeout_ms: u32, msg: &mut [u8; MAX_MESSAGE], msg_len: &mut usize) -> Res<i32> {
+    *msg_len = 0;
+    let (pid, r) = spawn(spec)?;
+    match wait_ready(pid, r, timeout_ms, msg) {
+        Ok(()) => Ok(pid),
+        Err(f) => {
+            if let Some(pf) = pidfile {
+                let _ = pf.write();
+            }
+            match f {
+                Failure::Failed(_, len) => {
+                    *msg_len = len;
+                    Err(Errno(libc::ECANCELED))
+                }
+                Failure::Exited => Err(Errno(libc::ECANCELED)),
+                Failure::TimedOut => Err(Errno(libc::ETIMEDOUT)),
+            }
+        }
+    }
+}
+
+/// An exec prepared in the parent for a worker child (the supervisor's program mode).
+pub(crate) struct Prepared {
+    env: Env,
+    argv: *const *const c_char,
+    src: [c_int; MAX_FDS],
+    total: usize,
+}
+
+/// Prepares the environment for executing `argv` as a worker that receives `fds` as fds 3..
+/// and its readiness pipe after them (`DAEMONKIT_READY_FD`).
+pub(crate) fn prepare_worker(argv: *const *const c_char, fds: &[c_int], names: Option<&CStr>) -> Res<Prepared> {
+    check_argv(argv)?;
+    check_fds(fds, 1)?;
+    let n = fds.len();
+    let env = Env::build(n, names, None, Some(3 + n as c_int), false)?;
+    let mut src = [-1; MAX_FDS];
+    src[..n].copy_from_slice(fds);
+    Ok(Prepared { env, argv, src, total: n + 1 })
+}
+
+impl Prepared {
+    /// In the forked child: put the fds in place and exec. Async-signal-safe; never returns.
+    pub(crate) fn exec_in_child(&mut self, ready_w: c_int) -> ! {
+        self.src[self.total - 1] = ready_w;
+        self.env.set_pid(sys::getpid());
+        if arrange(&self.src[..self.total], None).is_ok() {
+            // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
+            unsafe { libc::execve(*self.argv, self.argv, self.env.envp) };
+        }
+        let mut b = sys::Buf::<96>::new();
+        b.push(b"daemonkit: worker: cannot execute program (errno ").push_u64(sys::get_errno() as u64).push(b")\n");
+        let _ = sys::write_all(2, b.as_bytes());
+        // SAFETY: leaving the failed child.
+        unsafe { libc::_exit(127) }
+    }
+}

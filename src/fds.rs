@@ -1,0 +1,210 @@
+//! File descriptors and logs: close-on-exec, closing ranges with a keep-list, the registry of
+//! the library's private fds, and stdout/stderr redirection to a log file that can be
+//! reopened after logrotate.
+
+use crate::sys::{self, Errno, Res, PATH_MAX};
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, CStr};
+use core::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+const SLOTS: usize = 16;
+
+/// Fds the library owns privately (locked PID files, readiness pipes): kept open by
+/// daemonize's fd sweep, closed in forked workers. Lock-free so workers can read it after fork.
+static PRIVATE: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
+
+/// Records `fd` as library-private.
+pub fn register_private(fd: c_int) {
+    for s in &PRIVATE {
+        if s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+            return;
+        }
+    }
+}
+
+/// Forgets `fd`.
+pub fn unregister_private(fd: c_int) {
+    for s in &PRIVATE {
+        let _ = s.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
+    }
+}
+
+/// Copies the private fds into `out`, returning how many. Async-signal-safe.
+pub fn private_fds(out: &mut [c_int; SLOTS]) -> usize {
+    let mut n = 0;
+    for s in &PRIVATE {
+        let fd = s.load(Ordering::SeqCst);
+        if fd >= 0 {
+            out[n] = fd;
+            n += 1;
+        }
+    }
+    n
+}
+
+/// In a forked worker: closes every private fd (the PID file's among them) and forgets
+/// them. Async-signal-safe.
+pub fn close_private_in_child() {
+    for s in &PRIVATE {
+        let fd = s.swap(-1, Ordering::SeqCst);
+        sys::close(fd);
+    }
+}
+
+/// Closes every fd `>= first` except those in `keep` and the library's private fds.
+/// Async-signal-safe (no allocation).
+pub fn close_range_except(first: c_int, keep: &[c_int]) -> Res<()> {
+    if first < 0 || keep.len() > 1024 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut all = [-1; 1024 + SLOTS];
+    all[..keep.len()].copy_from_slice(keep);
+    let mut p = [-1; SLOTS];
+    let n = private_fds(&mut p);
+    all[keep.len()..keep.len() + n].copy_from_slice(&p[..n]);
+    sys::close_from_except(first, &all[..keep.len() + n]);
+    Ok(())
+}
+
+/// Sets or clears `FD_CLOEXEC`.
+pub fn set_cloexec(fd: c_int, on: bool) -> Res<()> {
+    if fd < 0 {
+        return Err(Errno(libc::EBADF));
+    }
+    sys::set_cloexec(fd, on)
+}
+
+/// Which standard streams a log file replaces.
+pub const LOG_STDOUT: u32 = 1;
+/// See [`LOG_STDOUT`].
+pub const LOG_STDERR: u32 = 2;
+
+struct LogState {
+    path: [u8; PATH_MAX],
+    len: usize,
+    which: u32,
+}
+struct LogCell(UnsafeCell<LogState>);
+// SAFETY: accessed only under LOG_LOCK.
+unsafe impl Sync for LogCell {}
+static LOG: LogCell = LogCell(UnsafeCell::new(LogState { path: [0; PATH_MAX], len: 0, which: 0 }));
+static LOG_LOCK: AtomicBool = AtomicBool::new(false);
+
+fn with_log<R>(f: impl FnOnce(&mut LogState) -> R) -> R {
+    while LOG_LOCK.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+        core::hint::spin_loop();
+    }
+    // SAFETY: LOG_LOCK is held, so this is the only reference.
+    let r = f(unsafe { &mut *LOG.0.get() });
+    LOG_LOCK.store(false, Ordering::Release);
+    r
+}
+
+fn open_log(path: &CStr) -> Res<c_int> {
+    sys::retry(|| {
+        // SAFETY: path is a valid C string.
+        unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_CLOEXEC | libc::O_NOCTTY,
+                0o640 as libc::c_uint,
+            )
+        }
+    })
+}
+
+fn dup_onto(fd: c_int, which: u32) -> Res<()> {
+    for (bit, target) in [(LOG_STDOUT, 1), (LOG_STDERR, 2)] {
+        if which & bit != 0 {
+            // SAFETY: dup2 of our fd onto a standard stream; atomic replacement, so a write
+            // from another thread lands in either the old or the new file, never nowhere.
+            sys::retry(|| unsafe { libc::dup2(fd, target) })?;
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for appending (created 0640) and puts it on stdout and/or stderr (`which`,
+/// default both). The path is remembered for [`log_reopen`].
+pub fn log_open(path: &CStr, which: u32) -> Res<()> {
+    let which = if which == 0 { LOG_STDOUT | LOG_STDERR } else { which };
+    if which & !(LOG_STDOUT | LOG_STDERR) != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let b = path.to_bytes();
+    if b.is_empty() {
+        return Err(Errno(libc::ENOENT));
+    }
+    if b.len() >= PATH_MAX {
+        return Err(Errno(libc::ENAMETOOLONG));
+    }
+    let mut abs = [0u8; PATH_MAX];
+    let n = sys::absolutize(b, &mut abs)?;
+    let fd = open_log(path)?;
+    let r = dup_onto(fd, which);
+    sys::close(fd);
+    r?;
+    with_log(|s| {
+        s.path[..n].copy_from_slice(&abs[..n]);
+        s.len = n;
+        s.which = which;
+    });
+    Ok(())
+}
+
+/// Reopens the remembered log path (after logrotate renamed it) and moves stdout/stderr onto
+/// the new file with `dup2`, so no line written meanwhile is lost. `ENOENT`... `EBADF` when
+/// no log was opened.
+pub fn log_reopen() -> Res<()> {
+    let mut buf = [0u8; PATH_MAX + 1];
+    let (len, which) = with_log(|s| {
+        buf[..s.len].copy_from_slice(&s.path[..s.len]);
+        (s.len, s.which)
+    });
+    if len == 0 {
+        return Err(Errno(libc::EBADF));
+    }
+    let p = CStr::from_bytes_with_nul(&buf[..=len]).map_err(|_| Errno(libc::EINVAL))?;
+    let fd = open_log(p)?;
+    let r = dup_onto(fd, which);
+    sys::close(fd);
+    r
+}
+
+/// True when a log file was opened with [`log_open`].
+pub fn log_active() -> bool {
+    with_log(|s| s.len > 0)
+}
+
+#[cfg(feature = "std")]
+mod rust {
+    use super::*;
+    use std::ffi::CString;
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::Path;
+
+    fn err(path: &Path, e: Errno) -> io::Error {
+        let os = io::Error::from_raw_os_error(e.0);
+        io::Error::new(os.kind(), format!("log file {}: {os}", path.display()))
+    }
+
+    /// Sends stdout and stderr to `path` (appended, created 0640).
+    pub fn redirect_output(path: impl AsRef<Path>) -> io::Result<()> {
+        let path = path.as_ref();
+        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| err(path, Errno(libc::EINVAL)))?;
+        log_open(&c, 0).map_err(|e| err(path, e))
+    }
+
+    /// Reopens the log file (after logrotate).
+    pub fn reopen_output() -> io::Result<()> {
+        log_reopen().map_err(|e| io::Error::from_raw_os_error(e.0))
+    }
+
+    /// Closes every fd `>= first` except `keep` (and the library's own).
+    pub fn close_fds_from(first: c_int, keep: &[c_int]) -> io::Result<()> {
+        close_range_except(first, keep).map_err(|e| io::Error::from_raw_os_error(e.0))
+    }
+}
+#[cfg(feature = "std")]
+pub use rust::{close_fds_from, redirect_output, reopen_output};

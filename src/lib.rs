@@ -1,0 +1,63 @@
+//! # daemonkit
+//!
+//! Process plumbing for long-running servers, written once: daemonize with readiness, PID
+//! files that cannot lie, privilege drop that cannot be undone, signals as a file descriptor,
+//! resource limits, prefork supervision, systemd sockets and notification, and zero-downtime
+//! restarts.
+//!
+//! The syscall core (every module's non-`std` part) is `#![no_std]` without allocation and is
+//! what `libdaemonkit.so`/`.a` export through the C ABI in [`capi`] (`include/daemonkit.h`).
+//! The default `std` feature adds the idiomatic Rust layer re-exported here: `io::Result` or
+//! [`Error`], `OwnedFd`/`BorrowedFd`, RAII and builders.
+//!
+//! The canonical startup order (see `DESIGN.md`):
+//! parse config → bind listeners → open+lock PID file → daemonize (readiness kept) → write
+//! PID → drop privileges → signals → start app/workers → ready → launcher exits 0.
+#![cfg_attr(not(feature = "std"), no_std)]
+#![allow(clippy::missing_safety_doc)]
+
+pub mod sys;
+
+pub mod daemon;
+pub mod exec;
+pub mod fds;
+pub mod listen;
+pub mod notify;
+pub mod pidfile;
+pub mod privileges;
+pub mod rlimit;
+pub mod signals;
+pub mod supervisor;
+
+pub mod capi;
+
+#[cfg(feature = "std")]
+mod error;
+#[cfg(feature = "std")]
+pub mod rust;
+
+#[cfg(feature = "std")]
+pub use daemon::rust::{fail, ready};
+#[cfg(feature = "std")]
+pub use daemon::Daemonize;
+#[cfg(feature = "std")]
+pub use error::Error;
+#[cfg(feature = "std")]
+pub use pidfile::{default_path, Pidfile, State as PidState};
+#[cfg(feature = "std")]
+pub use privileges::drop_privileges;
+#[cfg(feature = "std")]
+pub use signals::Signals;
+
+/// The header cbindgen generated in this build (the staleness test compares it with the
+/// committed `include/daemonkit.h`).
+#[cfg(feature = "std")]
+#[doc(hidden)]
+pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/daemonkit.h"));
+
+#[cfg(all(not(feature = "std"), not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    // SAFETY: abort is always safe to call; no panic may unwind across the C boundary.
+    unsafe { libc::abort() }
+}

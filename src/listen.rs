@@ -1,0 +1,458 @@
+//! Listening sockets: TCP and Unix bind helpers, systemd socket activation
+//! (`LISTEN_PID`/`LISTEN_FDS`/`LISTEN_FDNAMES`), and fd passing over Unix sockets
+//! (`SCM_RIGHTS`).
+
+use crate::sys::{self, Errno, Res};
+use core::ffi::{c_int, CStr};
+use core::mem::size_of;
+
+/// Bind flag: set `SO_REUSEPORT` as well.
+pub const REUSEPORT: u32 = 1;
+/// Bind flag: leave the fd inheritable across exec (no `O_CLOEXEC`).
+pub const INHERIT: u32 = 2;
+/// All bind flags.
+pub const ALL_FLAGS: u32 = REUSEPORT | INHERIT;
+
+/// First fd of systemd socket activation.
+pub const LISTEN_FDS_START: c_int = 3;
+
+/// A parsed TCP address.
+pub enum Addr {
+    V4(libc::sockaddr_in),
+    V6(libc::sockaddr_in6),
+}
+
+impl Addr {
+    fn raw(&self) -> (*const libc::sockaddr, libc::socklen_t, c_int) {
+        match self {
+            Addr::V4(a) => ((a as *const libc::sockaddr_in).cast(), size_of::<libc::sockaddr_in>() as _, libc::AF_INET),
+            Addr::V6(a) => ((a as *const libc::sockaddr_in6).cast(), size_of::<libc::sockaddr_in6>() as _, libc::AF_INET6),
+        }
+    }
+}
+
+extern "C" {
+    fn inet_pton(af: c_int, src: *const core::ffi::c_char, dst: *mut core::ffi::c_void) -> c_int;
+    fn inet_ntop(af: c_int, src: *const core::ffi::c_void, dst: *mut core::ffi::c_char, size: libc::socklen_t) -> *const core::ffi::c_char;
+}
+
+fn pton(family: c_int, host: &[u8], out: *mut core::ffi::c_void) -> bool {
+    let mut buf = [0u8; 64];
+    if host.len() >= buf.len() {
+        return false;
+    }
+    buf[..host.len()].copy_from_slice(host);
+    // SAFETY: buf is NUL-terminated; out points to an in_addr/in6_addr of the right family.
+    unsafe { inet_pton(family, buf.as_ptr().cast(), out) == 1 }
+}
+
+/// Parses `HOST:PORT`: `127.0.0.1:8080`, `[::1]:8080`, `*:80` or `:80` (all IPv4
+/// addresses), `localhost:80` (127.0.0.1). Hosts are numeric otherwise (no DNS). `EINVAL` for
+/// anything else.
+pub fn parse_tcp(s: &[u8]) -> Res<Addr> {
+    let colon = s.iter().rposition(|&c| c == b':').ok_or(Errno(libc::EINVAL))?;
+    let (host, port) = (&s[..colon], &s[colon + 1..]);
+    let port = sys::parse_u64(port).filter(|&p| p <= 65535 && !port.is_empty() && port.iter().all(u8::is_ascii_digit));
+    let port = port.ok_or(Errno(libc::EINVAL))? as u16;
+    if host.first() == Some(&b'[') {
+        if host.last() != Some(&b']') || host.len() < 3 {
+            return Err(Errno(libc::EINVAL));
+        }
+        // SAFETY: an all-zero sockaddr_in6 is valid.
+        let mut a: libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
+        a.sin6_family = libc::AF_INET6 as _;
+        a.sin6_port = port.to_be();
+        if !pton(libc::AF_INET6, &host[1..host.len() - 1], (&mut a.sin6_addr as *mut libc::in6_addr).cast()) {
+            return Err(Errno(libc::EINVAL));
+        }
+        return Ok(Addr::V6(a));
+    }
+    // SAFETY: an all-zero sockaddr_in is valid.
+    let mut a: libc::sockaddr_in = unsafe { core::mem::zeroed() };
+    a.sin_family = libc::AF_INET as _;
+    a.sin_port = port.to_be();
+    match host {
+        b"" | b"*" => a.sin_addr.s_addr = 0,
+        b"localhost" => a.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be(),
+        h => {
+            if !pton(libc::AF_INET, h, (&mut a.sin_addr as *mut libc::in_addr).cast()) {
+                return Err(Errno(libc::EINVAL));
+            }
+        }
+    }
+    Ok(Addr::V4(a))
+}
+
+fn setopt(fd: c_int, level: c_int, name: c_int, v: c_int) -> Res<()> {
+    // SAFETY: v is a valid int option value.
+    sys::cvt(unsafe { libc::setsockopt(fd, level, name, (&v as *const c_int).cast(), size_of::<c_int>() as _) })?;
+    Ok(())
+}
+
+fn sock_flags(flags: u32) -> c_int {
+    if flags & INHERIT != 0 {
+        0
+    } else {
+        libc::SOCK_CLOEXEC
+    }
+}
+
+/// Binds and listens on a TCP address (see [`parse_tcp`]) with `SO_REUSEADDR` (and
+/// `SO_REUSEPORT` on request). `backlog <= 0` means 1024. Returns the listening fd.
+pub fn tcp(addr: &[u8], backlog: c_int, flags: u32) -> Res<c_int> {
+    if flags & !ALL_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let a = parse_tcp(addr)?;
+    let (sa, len, family) = a.raw();
+    // SAFETY: plain socket creation.
+    let fd = sys::cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | sock_flags(flags), 0) })?;
+    let r = (|| {
+        setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if flags & REUSEPORT != 0 {
+            setopt(fd, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        }
+        if family == libc::AF_INET6 {
+            let _ = setopt(fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
+        }
+        // SAFETY: sa/len describe a valid socket address of the socket's family.
+        sys::cvt(unsafe { libc::bind(fd, sa, len) })?;
+        // SAFETY: plain listen call.
+        sys::cvt(unsafe { libc::listen(fd, if backlog <= 0 { 1024 } else { backlog }) })?;
+        Ok(fd)
+    })();
+    if r.is_err() {
+        sys::close(fd);
+    }
+    r
+}
+
+/// Binds and listens on a Unix socket at `path` (mode `mode`, 0 meaning 0666 minus umask).
+/// A socket file left behind by a dead server is replaced; one somebody still listens on
+/// gives `EADDRINUSE`; a non-socket file at the path gives `EADDRINUSE` too, untouched.
+pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
+    if flags & !INHERIT != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let p = path.to_bytes();
+    let (sa, len) = crate::notify::parse_addr(p).map_err(|e| if e.0 == libc::EAFNOSUPPORT { Errno(libc::EINVAL) } else { e })?;
+    if p[0] == b'@' {
+        // abstract sockets are fine too
+    }
+    // SAFETY: plain socket creation.
+    let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | sock_flags(flags), 0) })?;
+    let r = (|| {
+        let bind = || {
+            // SAFETY: sa/len describe a valid sockaddr_un.
+            sys::cvt(unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_un).cast(), len) })
+        };
+        match bind() {
+            Ok(_) => {}
+            Err(Errno(libc::EADDRINUSE)) if p[0] == b'/' => {
+                if !stale_unix_socket(path, &sa, len) {
+                    return Err(Errno(libc::EADDRINUSE));
+                }
+                // SAFETY: path is a valid C string naming a dead socket file.
+                unsafe { libc::unlink(path.as_ptr()) };
+                bind()?;
+            }
+            Err(e) => return Err(e),
+        }
+        if mode != 0 && p[0] == b'/' {
+            // SAFETY: path is a valid C string.
+            sys::cvt(unsafe { libc::chmod(path.as_ptr(), mode & 0o7777) })?;
+        }
+        // SAFETY: plain listen call.
+        sys::cvt(unsafe { libc::listen(fd, if backlog <= 0 { 1024 } else { backlog }) })?;
+        Ok(fd)
+    })();
+    if r.is_err() {
+        sys::close(fd);
+    }
+    r
+}
+
+/// True when `path` is a socket file nobody accepts on.
+fn stale_unix_socket(path: &CStr, sa: &libc::sockaddr_un, len: libc::socklen_t) -> bool {
+    // SAFETY: st is a valid out-pointer; path a valid C string.
+    let is_sock = unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        libc::lstat(path.as_ptr(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
+    };
+    if !is_sock {
+        return false;
+    }
+    // SAFETY: plain socket creation and connect with a valid address.
+    unsafe {
+        let probe = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if probe < 0 {
+            return false;
+        }
+        let r = libc::connect(probe, (sa as *const libc::sockaddr_un).cast(), len);
+        let e = sys::get_errno();
+        sys::close(probe);
+        r != 0 && e == libc::ECONNREFUSED
+    }
+}
+
+/// The local port of a bound TCP socket.
+pub fn local_port(fd: c_int) -> Res<u16> {
+    // SAFETY: storage is large enough for any address; len is its size.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = core::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        sys::cvt(libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len))?;
+        match ss.ss_family as c_int {
+            libc::AF_INET => Ok(u16::from_be((*(&ss as *const _ as *const libc::sockaddr_in)).sin_port)),
+            libc::AF_INET6 => Ok(u16::from_be((*(&ss as *const _ as *const libc::sockaddr_in6)).sin6_port)),
+            _ => Err(Errno(libc::EAFNOSUPPORT)),
+        }
+    }
+}
+
+/// Formats the local address of a socket as `HOST:PORT` (`[v6]:PORT`, or the path of a Unix
+/// socket) into `out`, NUL-terminated; returns the length without the NUL. `ERANGE` when
+/// `out` is too small.
+pub fn local_name(fd: c_int, out: &mut [u8]) -> Res<usize> {
+    let mut b = sys::Buf::<160>::new();
+    // SAFETY: storage is large enough for any address; len is its size.
+    unsafe {
+        let mut ss: libc::sockaddr_storage = core::mem::zeroed();
+        let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        sys::cvt(libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len))?;
+        let mut host = [0u8; 64];
+        match ss.ss_family as c_int {
+            libc::AF_INET => {
+                let a = &*(&ss as *const _ as *const libc::sockaddr_in);
+                inet_ntop(libc::AF_INET, (&a.sin_addr as *const libc::in_addr).cast(), host.as_mut_ptr().cast(), 64);
+                let h = CStr::from_bytes_until_nul(&host).map_err(|_| Errno(libc::EINVAL))?;
+                b.push(h.to_bytes()).push(b":").push_u64(u16::from_be(a.sin_port) as u64);
+            }
+            libc::AF_INET6 => {
+                let a = &*(&ss as *const _ as *const libc::sockaddr_in6);
+                inet_ntop(libc::AF_INET6, (&a.sin6_addr as *const libc::in6_addr).cast(), host.as_mut_ptr().cast(), 64);
+                let h = CStr::from_bytes_until_nul(&host).map_err(|_| Errno(libc::EINVAL))?;
+                b.push(b"[").push(h.to_bytes()).push(b"]:").push_u64(u16::from_be(a.sin6_port) as u64);
+            }
+            libc::AF_UNIX => {
+                let a = &*(&ss as *const _ as *const libc::sockaddr_un);
+                let n = (len as usize).saturating_sub(2).min(a.sun_path.len());
+                let raw = core::slice::from_raw_parts(a.sun_path.as_ptr().cast::<u8>(), n);
+                if raw.first() == Some(&0) {
+                    b.push(b"@").push(&raw[1..]);
+                } else {
+                    let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+                    b.push(&raw[..end]);
+                }
+            }
+            _ => return Err(Errno(libc::EAFNOSUPPORT)),
+        }
+    }
+    if b.overflow || b.len >= out.len() {
+        return Err(Errno(libc::ERANGE));
+    }
+    out[..b.len].copy_from_slice(b.as_bytes());
+    out[b.len] = 0;
+    Ok(b.len)
+}
+
+/// Flag for [`listen_fds`]: unset `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` afterwards.
+pub const UNSET_ENV: u32 = 1;
+
+/// Parses the socket-activation variables: returns how many fds (from 3) were passed to
+/// this process (0 when none, or when `LISTEN_PID` names another process), marks each
+/// close-on-exec, and copies `LISTEN_FDNAMES` into `names` (NUL-terminated, empty when
+/// absent; `ENAMETOOLONG` when it does not fit). `EBADF` when a passed fd is not open,
+/// `EINVAL` for malformed values.
+pub fn listen_fds(flags: u32, names: &mut [u8]) -> Res<usize> {
+    if flags & !UNSET_ENV != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if let Some(first) = names.first_mut() {
+        *first = 0;
+    }
+    let r = (|| {
+        let Some(pid) = sys::getenv(c"LISTEN_PID") else { return Ok(0) };
+        let pid = sys::parse_u64(pid).ok_or(Errno(libc::EINVAL))?;
+        if pid != sys::getpid() as u64 {
+            return Ok(0);
+        }
+        let Some(n) = sys::getenv(c"LISTEN_FDS") else { return Ok(0) };
+        let n = sys::parse_u64(n).filter(|&n| n <= 4096).ok_or(Errno(libc::EINVAL))? as c_int;
+        for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
+            sys::set_cloexec(fd, true).map_err(|_| Errno(libc::EBADF))?;
+        }
+        if let Some(v) = sys::getenv(c"LISTEN_FDNAMES") {
+            if !names.is_empty() {
+                if v.len() >= names.len() {
+                    return Err(Errno(libc::ENAMETOOLONG));
+                }
+                names[..v.len()].copy_from_slice(v);
+                names[v.len()] = 0;
+            }
+        }
+        Ok(n as usize)
+    })();
+    if flags & UNSET_ENV != 0 {
+        sys::unsetenv(c"LISTEN_PID");
+        sys::unsetenv(c"LISTEN_FDS");
+        sys::unsetenv(c"LISTEN_FDNAMES");
+    }
+    r
+}
+
+/// Most fds one message may carry (the kernel's `SCM_MAX_FD`).
+pub const MAX_PASS_FDS: usize = 253;
+const CMSG_BUF: usize = 1064; // >= CMSG_SPACE(253 * 4)
+
+#[repr(C, align(8))]
+struct CmsgBuf([u8; CMSG_BUF]);
+
+/// Sends `data` (at least one byte) with `fds` over a connected Unix socket. Returns the
+/// bytes sent.
+pub fn send_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> Res<usize> {
+    if data.is_empty() || fds.len() > MAX_PASS_FDS {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut cbuf = CmsgBuf([0; CMSG_BUF]);
+    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    // SAFETY: msg points to a valid iovec and control buffer; CMSG macros stay inside cbuf
+    // because CMSG_SPACE(fds.len()*4) <= CMSG_BUF.
+    unsafe {
+        let mut msg: libc::msghdr = core::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        if !fds.is_empty() {
+            let bytes = (fds.len() * size_of::<c_int>()) as u32;
+            msg.msg_control = cbuf.0.as_mut_ptr().cast();
+            msg.msg_controllen = libc::CMSG_SPACE(bytes) as _;
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
+            core::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<c_int>(), fds.len());
+        }
+        loop {
+            let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
+            if r < 0 && sys::get_errno() == libc::EINTR {
+                continue;
+            }
+            return sys::cvt_isize(r);
+        }
+    }
+}
+
+/// Receives a message into `buf` and up to `fds.len()` fds (close-on-exec). Returns
+/// `(bytes, nfds)`. `EMSGSIZE` when the payload or the fds were truncated (every fd that did
+/// arrive is closed then); bytes = 0 means the peer closed.
+pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, usize)> {
+    if buf.is_empty() || fds.len() > MAX_PASS_FDS {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut cbuf = CmsgBuf([0; CMSG_BUF]);
+    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    // SAFETY: msg points to valid buffers; we walk the control messages with the CMSG macros
+    // within msg_controllen, and copy at most fds.len() ints out.
+    unsafe {
+        let mut msg: libc::msghdr = core::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cbuf.0.as_mut_ptr().cast();
+        // Room for exactly what the caller can take, so that more is reported as truncated.
+        let room = libc::CMSG_SPACE((fds.len().max(1) * size_of::<c_int>()) as u32) as usize;
+        msg.msg_controllen = room.min(CMSG_BUF) as _;
+        let r = loop {
+            let r = libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC);
+            if r < 0 && sys::get_errno() == libc::EINTR {
+                continue;
+            }
+            break sys::cvt_isize(r)?;
+        };
+        let mut n = 0usize;
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c).cast::<c_int>();
+                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
+                for i in 0..count {
+                    let fd = core::ptr::read_unaligned(data.add(i));
+                    if n < fds.len() {
+                        fds[n] = fd;
+                        n += 1;
+                    } else {
+                        sys::close(fd);
+                    }
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+        if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+            for &fd in &fds[..n] {
+                sys::close(fd);
+            }
+            return Err(Errno(libc::EMSGSIZE));
+        }
+        Ok((r, n))
+    }
+}
+
+#[cfg(feature = "std")]
+mod rust {
+    use super::*;
+    use std::io;
+    use std::os::fd::{FromRawFd, OwnedFd};
+
+    fn named(addr: &str, e: Errno) -> io::Error {
+        let os = io::Error::from_raw_os_error(e.0);
+        let msg = match e.0 {
+            libc::EINVAL => format!("{addr}: invalid listen address (want HOST:PORT)"),
+            libc::EADDRINUSE => format!("{addr}: address already in use"),
+            libc::EACCES => format!("{addr}: permission denied"),
+            libc::EADDRNOTAVAIL => format!("{addr}: address not available"),
+            _ => format!("{addr}: {os}"),
+        };
+        io::Error::new(os.kind(), msg)
+    }
+
+    /// Binds a TCP listener on `HOST:PORT`; errors name the address
+    /// (`127.0.0.1:8080: address already in use`).
+    pub fn bind_tcp(addr: &str, reuseport: bool) -> io::Result<std::net::TcpListener> {
+        let fd = tcp(addr.as_bytes(), 0, if reuseport { REUSEPORT } else { 0 }).map_err(|e| named(addr, e))?;
+        // SAFETY: fd is a fresh listening socket we own.
+        Ok(unsafe { std::net::TcpListener::from_raw_fd(fd) })
+    }
+
+    /// Binds a Unix listener at `path`, replacing a dead server's socket file.
+    pub fn bind_unix(path: &str, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
+        let c = std::ffi::CString::new(path).map_err(|_| named(path, Errno(libc::EINVAL)))?;
+        let fd = unix(&c, mode, 0, 0).map_err(|e| named(path, e))?;
+        // SAFETY: fd is a fresh listening socket we own.
+        Ok(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+    }
+
+    /// The sockets systemd (or a re-exec/upgrade) passed, with their names (empty strings
+    /// when none were given). Unsets the variables when `unset_env`.
+    pub fn inherited_listeners(unset_env: bool) -> io::Result<Vec<(OwnedFd, String)>> {
+        let mut names = vec![0u8; 65536];
+        let n = listen_fds(if unset_env { UNSET_ENV } else { 0 }, &mut names)
+            .map_err(|e| io::Error::new(io::Error::from_raw_os_error(e.0).kind(), format!("LISTEN_FDS: {}", io::Error::from_raw_os_error(e.0))))?;
+        let names = CStr::from_bytes_until_nul(&names).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut split = names.split(':');
+        Ok((0..n)
+            .map(|i| {
+                // SAFETY: listen_fds verified these fds are open and ours.
+                let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START + i as c_int) };
+                (fd, split.next().unwrap_or("").to_string())
+            })
+            .collect())
+    }
+
+    /// `HOST:PORT` of a bound socket.
+    pub fn local_addr_string(fd: c_int) -> io::Result<String> {
+        let mut b = [0u8; 160];
+        let n = local_name(fd, &mut b).map_err(|e| io::Error::from_raw_os_error(e.0))?;
+        Ok(String::from_utf8_lossy(&b[..n]).into_owned())
+    }
+}
+#[cfg(feature = "std")]
+pub use rust::{bind_tcp, bind_unix, inherited_listeners, local_addr_string};

@@ -1,0 +1,575 @@
+//! PID files with BSD pidfile(3) semantics, hardened.
+//!
+//! * [`PidFile::open`] runs before the fork: it opens the path with
+//!   `O_RDWR|O_CREAT|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC` (a symlink is refused, a FIFO cannot hang
+//!   us), refuses anything but a regular file, takes `flock(LOCK_EX|LOCK_NB)` and re-checks
+//!   that the path still names the locked inode (another instance may have removed and
+//!   recreated it). The lock is held for the daemon's whole life; liveness is the lock, never
+//!   `kill(pid, 0)`.
+//! * [`PidFile::write`] runs after the fork: truncate, pid, newline, mode 0644.
+//! * [`PidFile::close`] releases this process's reference without removing the file (forked
+//!   workers); [`PidFile::remove`] unlinks it, but only in the process whose pid it holds.
+//! * [`check`] and [`kill`] answer and signal from the lock, so a recycled pid is never
+//!   signalled: `kill` pins the process with a pidfd and re-checks the lock and content first.
+//!
+//! A leftover file after an unclean exit, or because the directory was not writable after a
+//! privilege drop, is harmless: its lock is free, so the next start takes it over.
+
+use crate::fds;
+use crate::sys::{self, Errno, Res, PATH_MAX};
+use core::ffi::{c_int, CStr};
+
+/// Environment variable through which a re-exec or upgrade hands the locked PID file fd to
+/// the new program image (see [`crate::exec`]).
+pub const ENV_FD: &CStr = c"DAEMONKIT_PIDFILE_FD";
+
+/// How long a starter or checker waits for a lock holder to write its pid.
+const WAIT_FOR_CONTENT_MS: u64 = 1000;
+
+/// An open, locked PID file.
+pub struct PidFile {
+    fd: c_int,
+    dev: u64,
+    ino: u64,
+    /// The pid that last wrote the file from this handle (0: not written).
+    writer: i32,
+    path: [u8; PATH_MAX],
+    path_len: usize,
+}
+
+/// Why [`PidFile::open`] failed: the errno, and for `EEXIST` the holder's pid (0 when the
+/// holder has not written one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenError {
+    pub errno: Errno,
+    pub pid: i32,
+}
+
+impl From<Errno> for OpenError {
+    fn from(errno: Errno) -> Self {
+        OpenError { errno, pid: 0 }
+    }
+}
+
+fn fstat(fd: c_int) -> Res<libc::stat> {
+    // SAFETY: st is a valid out-pointer; fstat fills it on success.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        sys::cvt(libc::fstat(fd, &mut st))?;
+        Ok(st)
+    }
+}
+
+fn lstat(path: &CStr) -> Res<libc::stat> {
+    // SAFETY: path is a valid C string, st a valid out-pointer.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        sys::cvt(libc::lstat(path.as_ptr(), &mut st))?;
+        Ok(st)
+    }
+}
+
+fn is_regular(st: &libc::stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+}
+
+/// Parses PID file content: decimal digits with optional whitespace, 1..=i32::MAX.
+pub fn parse_pid(content: &[u8]) -> Option<i32> {
+    match sys::parse_u64(content) {
+        Some(v) if v >= 1 && v <= i32::MAX as u64 => Some(v as i32),
+        _ => None,
+    }
+}
+
+/// Reads and parses the pid held in an open PID file.
+fn read_pid(fd: c_int) -> Option<i32> {
+    let mut buf = [0u8; 32];
+    // SAFETY: reading into a valid stack buffer at offset 0.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n <= 0 || n as usize == buf.len() {
+        return None;
+    }
+    parse_pid(&buf[..n as usize])
+}
+
+/// Reads the pid, waiting up to [`WAIT_FOR_CONTENT_MS`] while the file is empty or
+/// unparsable and its lock is still held (the holder locked it but has not written yet).
+fn read_pid_of_holder(fd: c_int) -> i32 {
+    let deadline = sys::now_ms() + WAIT_FOR_CONTENT_MS;
+    loop {
+        if let Some(p) = read_pid(fd) {
+            return p;
+        }
+        if sys::now_ms() >= deadline || !lock_is_held(fd) {
+            return 0;
+        }
+        sys::sleep_ms(10);
+    }
+}
+
+/// True when another open file description holds a lock on the file behind `fd`.
+fn lock_is_held(fd: c_int) -> bool {
+    // SAFETY: flock on an fd; a shared non-blocking probe that we release at once.
+    unsafe {
+        if libc::flock(fd, libc::LOCK_SH | libc::LOCK_NB) == 0 {
+            libc::flock(fd, libc::LOCK_UN);
+            false
+        } else {
+            sys::get_errno() == libc::EWOULDBLOCK
+        }
+    }
+}
+
+/// `flock(LOCK_EX|LOCK_NB)`, tried a few times over ~10 ms so that a concurrent [`check`]'s
+/// momentary shared probe of a stale file is not mistaken for a live holder.
+fn lock_ex_nb(fd: c_int) -> Res<()> {
+    let mut tries = 0;
+    loop {
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = Errno::last();
+        tries += 1;
+        if e.0 != libc::EWOULDBLOCK || tries >= 4 {
+            return Err(e);
+        }
+        sys::sleep_ms(3);
+    }
+}
+
+fn open_nofollow(path: &CStr, flags: c_int, mode: u32) -> Res<c_int> {
+    sys::retry(|| {
+        // SAFETY: path is a valid C string; flags and mode are plain integers.
+        unsafe {
+            libc::open(
+                path.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+                mode as libc::c_uint,
+            )
+        }
+    })
+}
+
+impl PidFile {
+    /// Opens and locks `path` (mode `mode`, 0 meaning 0644).
+    ///
+    /// Errors: `EEXIST` with the holder's pid when a live instance holds the lock; `ELOOP` for
+    /// a symlink; `EINVAL` for something that is not a regular file (FIFO, socket, device);
+    /// `EISDIR`; `ENAMETOOLONG`; any error of open(2), flock(2) or ftruncate(2).
+    pub fn open(path: &CStr, mode: u32) -> Result<PidFile, OpenError> {
+        let bytes = path.to_bytes();
+        if bytes.is_empty() {
+            return Err(Errno(libc::ENOENT).into());
+        }
+        if bytes.len() >= PATH_MAX {
+            return Err(Errno(libc::ENAMETOOLONG).into());
+        }
+        let mode = if mode == 0 { 0o644 } else { mode & 0o7777 };
+        let mut pf = PidFile { fd: -1, dev: 0, ino: 0, writer: 0, path: [0; PATH_MAX], path_len: 0 };
+        // Remember the absolute path: remove() runs after the daemon's chdir("/").
+        pf.path_len = sys::absolutize(bytes, &mut pf.path)?;
+
+        if let Some(fd) = Self::inherited(path) {
+            let st = fstat(fd)?;
+            pf.fd = fd;
+            pf.dev = st.st_dev;
+            pf.ino = st.st_ino;
+            fds::register_private(fd);
+            return Ok(pf);
+        }
+
+        // A few rounds: the path may be replaced between open and lock, and a stale file's
+        // lock may be probed for a moment by a concurrent `check`.
+        for _round in 0..100 {
+            let fd = open_nofollow(path, libc::O_RDWR | libc::O_CREAT, mode)?;
+            let st = match fstat(fd) {
+                Ok(st) => st,
+                Err(e) => {
+                    sys::close(fd);
+                    return Err(e.into());
+                }
+            };
+            if !is_regular(&st) {
+                sys::close(fd);
+                return Err(Errno(libc::EINVAL).into());
+            }
+            if let Err(e) = lock_ex_nb(fd) {
+                if e.0 != libc::EWOULDBLOCK {
+                    sys::close(fd);
+                    return Err(e.into());
+                }
+                let pid = read_pid_of_holder(fd);
+                let held = lock_is_held(fd);
+                sys::close(fd);
+                if !held || !Self::path_names(path, &st) {
+                    continue; // the holder went away or the file was replaced: look again
+                }
+                return Err(OpenError { errno: Errno(libc::EEXIST), pid });
+            }
+            // Locked: make sure the path still names this inode.
+            if !Self::path_names(path, &st) {
+                sys::close(fd);
+                continue;
+            }
+            // Clear stale content now, so nobody reads a dead instance's pid while we hold
+            // the lock and have not written ours yet.
+            // SAFETY: ftruncate/fchmod on our own fd.
+            unsafe {
+                if libc::ftruncate(fd, 0) != 0 {
+                    let e = Errno::last();
+                    sys::close(fd);
+                    return Err(e.into());
+                }
+                libc::fchmod(fd, mode);
+            }
+            pf.fd = fd;
+            pf.dev = st.st_dev;
+            pf.ino = st.st_ino;
+            fds::register_private(fd);
+            return Ok(pf);
+        }
+        Err(Errno(libc::EAGAIN).into())
+    }
+
+    /// True when `path` currently names the inode described by `st`.
+    fn path_names(path: &CStr, st: &libc::stat) -> bool {
+        matches!(lstat(path), Ok(now) if now.st_dev == st.st_dev && now.st_ino == st.st_ino)
+    }
+
+    /// Adopts a locked PID file fd handed over by a re-exec or an upgrade
+    /// (`DAEMONKIT_PIDFILE_FD`), if it refers to `path` and its lock is ours.
+    fn inherited(path: &CStr) -> Option<c_int> {
+        let v = sys::getenv(ENV_FD)?;
+        let fd = sys::parse_u64(v).filter(|&n| n <= c_int::MAX as u64)? as c_int;
+        sys::unsetenv(ENV_FD);
+        let st = fstat(fd).ok()?;
+        if !is_regular(&st) || !Self::path_names(path, &st) {
+            return None;
+        }
+        // Converting a lock our own open file description holds always succeeds; a different
+        // description's lock would make this fail.
+        // SAFETY: flock on an fd handed to us.
+        if unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            return None;
+        }
+        sys::set_cloexec(fd, true).ok()?;
+        Some(fd)
+    }
+
+    /// Writes this process's pid (truncate, pid, newline).
+    pub fn write(&mut self) -> Res<()> {
+        let pid = sys::getpid();
+        let mut b = sys::Buf::<24>::new();
+        b.push_u64(pid as u64).push(b"\n");
+        // SAFETY: ftruncate and pwrite on our own fd with a valid buffer.
+        unsafe {
+            sys::cvt(libc::ftruncate(self.fd, 0))?;
+            let n = libc::pwrite(self.fd, b.data.as_ptr().cast(), b.len, 0);
+            if n < 0 {
+                return Err(Errno::last());
+            }
+            if n as usize != b.len {
+                return Err(Errno(libc::ENOSPC));
+            }
+        }
+        self.writer = pid;
+        Ok(())
+    }
+
+    /// The locked fd (close-on-exec).
+    pub fn fd(&self) -> c_int {
+        self.fd
+    }
+
+    /// The path as given to [`PidFile::open`].
+    pub fn path(&self) -> &[u8] {
+        &self.path[..self.path_len]
+    }
+
+    fn path_cstr<'a>(&self, buf: &'a mut [u8; PATH_MAX + 1]) -> &'a CStr {
+        buf[..self.path_len].copy_from_slice(self.path());
+        buf[self.path_len] = 0;
+        CStr::from_bytes_with_nul(&buf[..=self.path_len]).unwrap_or(c"")
+    }
+
+    /// True when this process wrote the file and it still holds this process's pid (and the
+    /// path still names the locked file).
+    pub fn is_owner(&self) -> bool {
+        let me = sys::getpid();
+        if self.fd < 0 || read_pid(self.fd) != Some(me) {
+            return false;
+        }
+        let mut buf = [0u8; PATH_MAX + 1];
+        matches!(lstat(self.path_cstr(&mut buf)), Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino)
+    }
+
+    /// Closes this process's reference without removing the file. The lock stays held as
+    /// long as another process (the daemon, when a worker calls this) keeps its reference.
+    pub fn close(mut self) {
+        self.release();
+    }
+
+    fn release(&mut self) {
+        if self.fd >= 0 {
+            fds::unregister_private(self.fd);
+            sys::close(self.fd);
+            self.fd = -1;
+        }
+    }
+
+    /// Unlinks the file if this process owns it (see [`PidFile::is_owner`]), then closes.
+    /// `EPERM` when not the owner: nothing is unlinked (a forked child, or an old master
+    /// whose successor rewrote the file). Removal failing because the directory is not
+    /// writable (after a privilege drop) gives that errno; the file left behind is harmless.
+    pub fn remove(mut self) -> Res<()> {
+        let r = self.unlink();
+        self.release();
+        r
+    }
+
+    /// Unlinks the file if this process owns it, keeping the handle (and lock) open; `EPERM`
+    /// when not the owner. Used by the supervisor at the end of a graceful stop.
+    pub fn unlink(&self) -> Res<()> {
+        if !self.is_owner() {
+            return Err(Errno(libc::EPERM));
+        }
+        let mut buf = [0u8; PATH_MAX + 1];
+        let p = self.path_cstr(&mut buf);
+        // SAFETY: p is a valid C string.
+        sys::cvt(unsafe { libc::unlink(p.as_ptr()) }).map(|_| ())
+    }
+
+    /// Marks the fd to be inherited across exec and publishes it in `DAEMONKIT_PIDFILE_FD`
+    /// for the next program image; used by re-exec and upgrade.
+    pub fn fd_for_exec(&self) -> c_int {
+        self.fd
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// What [`check`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// A live process holds the lock; its pid (0 if it has not written one yet).
+    Running(i32),
+    /// The file exists but nobody holds its lock; the pid it names, if readable (stale).
+    Stale(Option<i32>),
+    /// There is no file.
+    Absent,
+}
+
+/// Answers whether a daemon holds the PID file at `path`, from its lock.
+pub fn check(path: &CStr) -> Res<State> {
+    let fd = match open_nofollow(path, libc::O_RDONLY, 0) {
+        Ok(fd) => fd,
+        Err(Errno(libc::ENOENT)) => return Ok(State::Absent),
+        Err(e) => return Err(e),
+    };
+    let r = (|| {
+        let st = fstat(fd)?;
+        if !is_regular(&st) {
+            return Err(Errno(libc::EINVAL));
+        }
+        if lock_is_held(fd) {
+            Ok(State::Running(read_pid_of_holder(fd)))
+        } else {
+            Ok(State::Stale(read_pid(fd)))
+        }
+    })();
+    sys::close(fd);
+    r
+}
+
+fn pidfd_open(pid: i32) -> Res<c_int> {
+    // SAFETY: pidfd_open takes plain integers and returns a new fd (close-on-exec).
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as c_int)
+    }
+}
+
+/// Sends `sig` to the process holding the PID file at `path` and returns its pid — only while
+/// it provably holds the lock. `ESRCH` when nobody holds it (a stale file's pid is never
+/// signalled), `ENOENT` when there is no file, `EAGAIN` when the holder has not written its
+/// pid yet. The target is pinned with a pidfd, then the lock and the content are checked
+/// again, so a pid recycled in between is not signalled.
+pub fn kill(path: &CStr, sig: c_int) -> Res<i32> {
+    if !(0..=64).contains(&sig) {
+        return Err(Errno(libc::EINVAL));
+    }
+    let fd = open_nofollow(path, libc::O_RDONLY, 0)?;
+    let r = (|| {
+        let st = fstat(fd)?;
+        if !is_regular(&st) {
+            return Err(Errno(libc::EINVAL));
+        }
+        if !lock_is_held(fd) {
+            return Err(Errno(libc::ESRCH));
+        }
+        let pid = read_pid_of_holder(fd);
+        if pid <= 0 {
+            return Err(Errno(libc::EAGAIN));
+        }
+        match pidfd_open(pid) {
+            Ok(pfd) => {
+                // Re-check with the process pinned: still locked, still the same pid.
+                let same = lock_is_held(fd) && read_pid(fd) == Some(pid);
+                let res = if !same {
+                    Err(Errno(libc::ESRCH))
+                } else {
+                    // SAFETY: pidfd_send_signal with our pidfd, a null siginfo and no flags.
+                    let r = unsafe {
+                        libc::syscall(libc::SYS_pidfd_send_signal, pfd, sig, core::ptr::null::<u8>(), 0)
+                    };
+                    if r < 0 {
+                        Err(Errno::last())
+                    } else {
+                        Ok(pid)
+                    }
+                };
+                sys::close(pfd);
+                res
+            }
+            Err(Errno(libc::ENOSYS)) => {
+                // No pidfd on this kernel: the lock re-check narrows the window as far as
+                // the kernel allows.
+                if lock_is_held(fd) && read_pid(fd) == Some(pid) {
+                    crate::signals::send(pid, sig).map(|_| pid)
+                } else {
+                    Err(Errno(libc::ESRCH))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    })();
+    sys::close(fd);
+    r
+}
+
+#[cfg(feature = "std")]
+mod rust {
+    use super::*;
+    use crate::error::Error;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::path::{Path, PathBuf};
+
+    fn c_path(path: &Path) -> Result<CString, Error> {
+        CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::Io {
+            context: format!("pid file {}", path.display()),
+            source: std::io::Error::from_raw_os_error(libc::EINVAL),
+        })
+    }
+
+    fn ctx(path: &Path, e: Errno) -> Error {
+        Error::Io { context: format!("pid file {}", path.display()), source: std::io::Error::from_raw_os_error(e.0) }
+    }
+
+    /// The default PID file location for a program `name`: `$XDG_RUNTIME_DIR/NAME.pid` when that
+    /// is set, `/run/NAME.pid` as root, else `/tmp/NAME.pid`.
+    pub fn default_path(name: &str) -> PathBuf {
+        if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+            return Path::new(&d).join(format!("{name}.pid"));
+        }
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } == 0 {
+            PathBuf::from(format!("/run/{name}.pid"))
+        } else {
+            PathBuf::from(format!("/tmp/{name}.pid"))
+        }
+    }
+
+    /// A locked PID file (the Rust layer). Dropping it removes the file when this process
+    /// owns it (wrote its pid), and otherwise just closes it.
+    pub struct Pidfile {
+        inner: Option<PidFile>,
+        path: PathBuf,
+    }
+
+    impl Pidfile {
+        /// Opens and locks `path`. `Error::AlreadyRunning { pid }` when a live instance holds it.
+        pub fn open(path: impl AsRef<Path>) -> Result<Pidfile, Error> {
+            let path = path.as_ref().to_path_buf();
+            let c = c_path(&path)?;
+            match PidFile::open(&c, 0o644) {
+                Ok(inner) => Ok(Pidfile { inner: Some(inner), path }),
+                Err(OpenError { errno: Errno(libc::EEXIST), pid }) => {
+                    Err(Error::AlreadyRunning { pid: pid.max(0) as u32 })
+                }
+                Err(OpenError { errno: Errno(libc::EINVAL), .. }) => Err(Error::Io {
+                    context: format!("pid file {}: not a regular file", path.display()),
+                    source: std::io::Error::from_raw_os_error(libc::EINVAL),
+                }),
+                Err(e) => Err(ctx(&path, e.errno)),
+            }
+        }
+        /// Writes this process's pid.
+        pub fn write(&mut self) -> Result<(), Error> {
+            let path = self.path.clone();
+            self.inner.as_mut().expect("open").write().map_err(|e| ctx(&path, e))
+        }
+        /// The path.
+        pub fn path(&self) -> &Path {
+            &self.path
+        }
+        /// The locked fd.
+        pub fn as_raw_fd(&self) -> c_int {
+            self.inner.as_ref().map_or(-1, |p| p.fd())
+        }
+        /// Borrow the core handle (for the supervisor and upgrades).
+        pub fn core(&self) -> &PidFile {
+            self.inner.as_ref().expect("open")
+        }
+        /// Closes without removing (in a forked child).
+        pub fn close(mut self) {
+            if let Some(p) = self.inner.take() {
+                p.close();
+            }
+        }
+        /// Removes the file if this process owns it, then closes.
+        pub fn remove(mut self) -> Result<(), Error> {
+            let path = self.path.clone();
+            match self.inner.take() {
+                Some(p) => p.remove().map_err(|e| ctx(&path, e)),
+                None => Ok(()),
+            }
+        }
+        /// Whether a daemon holds `path` (from the lock).
+        pub fn check(path: impl AsRef<Path>) -> Result<State, Error> {
+            let path = path.as_ref();
+            check(&c_path(path)?).map_err(|e| ctx(path, e))
+        }
+        /// Signals the holder of `path` while it provably holds the lock; returns its pid.
+        pub fn kill(path: impl AsRef<Path>, sig: c_int) -> Result<i32, Error> {
+            let path = path.as_ref();
+            match kill(&c_path(path)?, sig) {
+                Ok(pid) => Ok(pid),
+                Err(Errno(libc::ESRCH)) => Err(Error::NotRunning { path: path.to_path_buf() }),
+                Err(Errno(libc::ENOENT)) => Err(Error::NotRunning { path: path.to_path_buf() }),
+                Err(e) => Err(ctx(path, e)),
+            }
+        }
+    }
+
+    impl Drop for Pidfile {
+        fn drop(&mut self) {
+            if let Some(p) = self.inner.take() {
+                if p.is_owner() {
+                    let _ = p.remove();
+                } else {
+                    p.close();
+                }
+            }
+        }
+    }
+}
+#[cfg(feature = "std")]
+pub use rust::{default_path, Pidfile};

@@ -1,0 +1,750 @@
+//! The prefork supervisor: a master that forks N workers sharing the listeners and runs its
+//! own loop on the signal fd.
+//!
+//! * Workers start with default signal dispositions and an empty mask, without the PID file
+//!   fd, the signal pipe or the other workers' pipes, run a post-fork hook (where a language
+//!   runtime rebuilds its event loop), and die with the master (`PR_SET_PDEATHSIG` plus a
+//!   check that the master is still their parent).
+//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`), respawns
+//!   crashed ones and throttles a crash loop (a worker dying within 1 s of its start delays the
+//!   next spawn by at least 1 s, backing off); a worker that exits 0 by itself (max-requests)
+//!   is replaced at once.
+//! * `HUP`: rolling restart — a new worker is started and has reported ready before an old
+//!   one is told to stop, one at a time. `TTIN`/`TTOU`: one more / one fewer (never below 1).
+//!   `TERM`/`INT`/`QUIT`: TERM every worker, wait up to the graceful timeout, KILL the rest,
+//!   unlink the PID file; a second one skips the wait. `USR1`: reopen the log and forward.
+//!   `USR2`: upgrade — a new master generation inherits the listeners and the locked PID file;
+//!   when it reports ready the old one drains and returns [`Outcome::Upgraded`]; if it fails
+//!   or times out it is killed and the old one keeps serving.
+//! * Events reach the caller through a callback taking plain integers (or go to stderr).
+
+use crate::daemon::{self, Role, MAX_MESSAGE};
+use crate::exec;
+use crate::fds;
+use crate::pidfile::PidFile;
+use crate::signals;
+use crate::sys::{self, Errno, Res};
+use core::ffi::{c_char, c_int, c_void, CStr};
+
+/// Worker entry: runs in the child, returns its exit status.
+pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
+/// Post-fork hook: runs in the child before the worker entry.
+pub type HookFn = extern "C" fn(ctx: *mut c_void, index: u32);
+/// Event callback: runs in the master's loop (never in a signal handler).
+pub type EventFn = extern "C" fn(ctx: *mut c_void, kind: c_int, pid: i32, value: i32);
+
+/// Most workers one master runs.
+pub const MAX_WORKERS: usize = 256;
+
+/// Event kinds (the `kind` argument of [`EventFn`]); see the C header for `pid`/`value`.
+pub mod event {
+    /// A worker was started: pid, value = worker index.
+    pub const SPAWNED: i32 = 1;
+    /// A worker exited: pid, value = wait status (as from waitpid).
+    pub const EXITED: i32 = 2;
+    /// Crash loop: the next spawn waits: pid = 0, value = delay in ms.
+    pub const RESPAWN_DELAYED: i32 = 3;
+    /// A worker reported ready: pid, value = index (-1 when assumed after the ready timeout).
+    pub const WORKER_READY: i32 = 4;
+    /// Every initial worker is ready and the master reported ready: pid = master, value = N.
+    pub const READY: i32 = 5;
+    /// HUP: rolling restart began: value = new generation.
+    pub const RELOADING: i32 = 6;
+    /// Rolling restart finished: value = generation.
+    pub const RELOADED: i32 = 7;
+    /// Graceful stop began: value = graceful timeout in ms.
+    pub const STOPPING: i32 = 8;
+    /// A worker was killed after the graceful timeout (or a second TERM): pid.
+    pub const KILLED: i32 = 9;
+    /// Upgrade started: pid of the new generation.
+    pub const UPGRADE_STARTED: i32 = 10;
+    /// The new generation is ready; the old one drains: pid of the new one.
+    pub const UPGRADE_READY: i32 = 11;
+    /// The upgrade was rolled back: pid, value = 1 failed, 2 exited, 3 timed out, 4 could not start (errno in the log).
+    pub const UPGRADE_FAILED: i32 = 12;
+    /// USR1: the log was reopened and workers were told: value = 0 or the negative errno.
+    pub const LOG_REOPENED: i32 = 13;
+    /// TTIN/TTOU: value = the new worker count.
+    pub const WORKERS_CHANGED: i32 = 14;
+    /// A worker reported a startup failure: pid, value = its code.
+    pub const WORKER_FAILED: i32 = 15;
+}
+
+/// How [`Supervisor::run`] ended (in the master).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Graceful stop finished; the PID file was unlinked. Exit 0.
+    Stopped = 0,
+    /// A new generation took over; the PID file belongs to it. Exit 0 without removing it.
+    Upgraded = 1,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    pid: i32,
+    ready_fd: c_int,
+    started: u64,
+    ready: bool,
+    stopping: bool,
+    generation: u32,
+    index: u32,
+}
+
+const EMPTY: Slot = Slot { pid: 0, ready_fd: -1, started: 0, ready: false, stopping: false, generation: 0, index: 0 };
+
+/// A supervisor's configuration and state. Create with [`Supervisor::new`], configure, then
+/// [`Supervisor::run`].
+pub struct Supervisor {
+    pub workers: u32,
+    pub graceful_ms: u32,
+    pub ready_timeout_ms: u32,
+    pub upgrade_timeout_ms: u32,
+    pub worker: Option<(WorkerFn, *mut c_void)>,
+    pub exec_argv: *const *const c_char,
+    pub post_fork: Option<(HookFn, *mut c_void)>,
+    pub on_event: Option<(EventFn, *mut c_void)>,
+    pub listeners: [c_int; exec::MAX_FDS],
+    pub nlisteners: usize,
+    pub names: *const c_char,
+    pub pidfile: *mut PidFile,
+    pub upgrade_argv: *const *const c_char,
+    slots: [Slot; MAX_WORKERS],
+    generation: u32,
+    crashes: u32,
+    next_spawn: u64,
+    stopping: bool,
+    stop_deadline: u64,
+    upgraded: bool,
+    announced: bool,
+    rolling: bool,
+    upgrade: Option<(i32, c_int, u64)>,
+    master: i32,
+}
+
+impl Supervisor {
+    /// Defaults: 1 worker, 30 s graceful timeout, workers assumed ready after 2 s without a
+    /// report, 60 s upgrade timeout.
+    pub fn new() -> Self {
+        Supervisor {
+            workers: 1,
+            graceful_ms: 30_000,
+            ready_timeout_ms: 2_000,
+            upgrade_timeout_ms: 60_000,
+            worker: None,
+            exec_argv: core::ptr::null(),
+            post_fork: None,
+            on_event: None,
+            listeners: [-1; exec::MAX_FDS],
+            nlisteners: 0,
+            names: core::ptr::null(),
+            pidfile: core::ptr::null_mut(),
+            upgrade_argv: core::ptr::null(),
+            slots: [EMPTY; MAX_WORKERS],
+            generation: 0,
+            crashes: 0,
+            next_spawn: 0,
+            stopping: false,
+            stop_deadline: 0,
+            upgraded: false,
+            announced: false,
+            rolling: false,
+            upgrade: None,
+            master: 0,
+        }
+    }
+
+    /// Adds a listener passed to workers (and to an upgrade's new generation).
+    pub fn add_listener(&mut self, fd: c_int) -> Res<()> {
+        if !sys::fd_valid(fd) {
+            return Err(Errno(libc::EBADF));
+        }
+        if self.nlisteners >= exec::MAX_FDS - 2 {
+            return Err(Errno(libc::ENOSPC));
+        }
+        self.listeners[self.nlisteners] = fd;
+        self.nlisteners += 1;
+        Ok(())
+    }
+
+    fn names(&self) -> Option<&CStr> {
+        if self.names.is_null() {
+            None
+        } else {
+            // SAFETY: the caller set a valid C string that outlives the supervisor.
+            Some(unsafe { CStr::from_ptr(self.names) })
+        }
+    }
+
+    fn emit(&self, kind: i32, pid: i32, value: i32) {
+        match self.on_event {
+            Some((f, ctx)) => f(ctx, kind, pid, value),
+            None => default_log(kind, pid, value),
+        }
+    }
+
+    fn live(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter().filter(|s| s.pid > 0)
+    }
+
+    fn active(&self) -> usize {
+        self.live().filter(|s| !s.stopping).count()
+    }
+
+    /// Runs the master loop until a graceful stop or a completed upgrade. Returns in workers
+    /// never: a worker exits with its entry's return value.
+    pub fn run(&mut self) -> Res<Outcome> {
+        if self.worker.is_none() && self.exec_argv.is_null() {
+            return Err(Errno(libc::EINVAL));
+        }
+        if self.workers == 0 || self.workers as usize > MAX_WORKERS {
+            return Err(Errno(libc::EINVAL));
+        }
+        self.master = sys::getpid();
+        let sigfd = signals::open(&[
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGCHLD,
+        ])?;
+        loop {
+            self.reap();
+            if self.stopping {
+                if self.live().count() == 0 {
+                    break;
+                }
+                if sys::now_ms() >= self.stop_deadline {
+                    self.kill_all();
+                }
+            } else {
+                self.maintain();
+                self.check_ready_timeouts();
+                self.check_announce();
+            }
+            self.wait(sigfd)?;
+            while let s @ 1.. = signals::next() {
+                self.on_signal(s);
+            }
+        }
+        signals::close();
+        if let Some((pid, fd, _)) = self.upgrade.take() {
+            sys::close(fd);
+            let _ = signals::send(pid, libc::SIGKILL);
+            // SAFETY: reaping our own child.
+            unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) };
+        }
+        if self.upgraded {
+            return Ok(Outcome::Upgraded);
+        }
+        if !self.pidfile.is_null() {
+            // SAFETY: the caller's PID file handle outlives the supervisor run.
+            let _ = unsafe { &*self.pidfile }.unlink();
+        }
+        Ok(Outcome::Stopped)
+    }
+
+    /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
+    /// happens or the next deadline.
+    fn wait(&mut self, sigfd: c_int) -> Res<()> {
+        let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX_WORKERS + 2];
+        let mut map = [usize::MAX; MAX_WORKERS + 2];
+        pfds[0] = libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 };
+        let mut n = 1;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.pid > 0 && s.ready_fd >= 0 {
+                pfds[n] = libc::pollfd { fd: s.ready_fd, events: libc::POLLIN, revents: 0 };
+                map[n] = i;
+                n += 1;
+            }
+        }
+        let up = n;
+        if let Some((_, fd, _)) = self.upgrade {
+            pfds[n] = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            n += 1;
+        }
+        let now = sys::now_ms();
+        let mut deadline = now + 500;
+        if !self.stopping && self.next_spawn > now {
+            deadline = deadline.min(self.next_spawn);
+        }
+        if self.stopping {
+            deadline = deadline.min(self.stop_deadline.max(now));
+        }
+        if let Some((_, _, d)) = self.upgrade {
+            deadline = deadline.min(d.max(now));
+        }
+        let t = deadline.saturating_sub(now) as c_int;
+        // SAFETY: pfds holds n initialized pollfds.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, t) };
+        if r < 0 {
+            let e = Errno::last();
+            return if e.0 == libc::EINTR { Ok(()) } else { Err(e) };
+        }
+        for i in 1..n {
+            if pfds[i].revents == 0 {
+                continue;
+            }
+            if i == up && self.upgrade.is_some() {
+                self.upgrade_event();
+            } else if map[i] != usize::MAX {
+                self.worker_message(map[i]);
+            }
+        }
+        if let Some((pid, fd, d)) = self.upgrade {
+            if sys::now_ms() >= d {
+                self.upgrade = None;
+                let mut msg = [0u8; MAX_MESSAGE];
+                // Deadline passed: wait_ready with a tiny timeout kills and reaps it.
+                let r = exec::wait_ready(pid, fd, 1, &mut msg);
+                self.upgrade_done(pid, r, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    fn worker_message(&mut self, i: usize) {
+        let fd = self.slots[i].ready_fd;
+        let mut buf = [0u8; 4 + MAX_MESSAGE];
+        // SAFETY: reading into a valid buffer from our non-blocking pipe.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && sys::get_errno() == libc::EAGAIN {
+            return;
+        }
+        if n > 0 && buf[0] == b'r' {
+            self.mark_ready(i, self.slots[i].index as i32);
+        } else if n > 0 && buf[0] == b'f' {
+            let code = if n > 1 { buf[1] as i32 } else { 1 };
+            self.emit(event::WORKER_FAILED, self.slots[i].pid, code);
+        }
+        // One message per pipe: done with it either way.
+        sys::close(fd);
+        self.slots[i].ready_fd = -1;
+    }
+
+    fn mark_ready(&mut self, i: usize, value: i32) {
+        if !self.slots[i].ready {
+            self.slots[i].ready = true;
+            self.crashes = 0;
+            self.emit(event::WORKER_READY, self.slots[i].pid, value);
+        }
+    }
+
+    fn check_ready_timeouts(&mut self) {
+        let now = sys::now_ms();
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid > 0 && !s.ready && !s.stopping && now >= s.started + self.ready_timeout_ms as u64 {
+                self.mark_ready(i, -1);
+            }
+        }
+    }
+
+    fn check_announce(&mut self) {
+        let cur = self.generation;
+        let ready_now = self.live().filter(|s| !s.stopping && s.ready && s.generation == cur).count();
+        let old = self.live().filter(|s| !s.stopping && s.generation < cur).count();
+        if !self.announced && ready_now >= self.workers as usize {
+            self.announced = true;
+            if let Err(e) = daemon::ready() {
+                self.emit(event::READY, self.master, e.neg());
+            } else {
+                self.emit(event::READY, self.master, self.workers as i32);
+            }
+        }
+        if self.rolling && old == 0 && ready_now >= self.active().min(self.workers as usize) {
+            self.rolling = false;
+            let _ = crate::notify::ready();
+            self.emit(event::RELOADED, self.master, cur as i32);
+        }
+    }
+
+    fn on_signal(&mut self, s: c_int) {
+        match s {
+            libc::SIGCHLD => {}
+            libc::SIGHUP if !self.stopping => {
+                self.generation += 1;
+                self.rolling = true;
+                let _ = crate::notify::reloading();
+                self.emit(event::RELOADING, self.master, self.generation as i32);
+            }
+            libc::SIGTTIN if !self.stopping => {
+                if (self.workers as usize) < MAX_WORKERS {
+                    self.workers += 1;
+                }
+                self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
+            }
+            libc::SIGTTOU if !self.stopping => {
+                if self.workers > 1 {
+                    self.workers -= 1;
+                }
+                self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
+            }
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                if self.stopping {
+                    self.kill_all();
+                } else {
+                    self.begin_stop();
+                }
+            }
+            libc::SIGUSR1 => {
+                let r = if fds::log_active() { fds::log_reopen().map_or_else(|e| e.neg(), |_| 0) } else { 0 };
+                for s in self.live() {
+                    let _ = signals::send(s.pid, libc::SIGUSR1);
+                }
+                self.emit(event::LOG_REOPENED, self.master, r);
+            }
+            libc::SIGUSR2 if !self.stopping => self.begin_upgrade(),
+            _ => {}
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.stop_deadline = sys::now_ms() + self.graceful_ms as u64;
+        let _ = crate::notify::stopping();
+        self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
+        for i in 0..MAX_WORKERS {
+            if self.slots[i].pid > 0 {
+                self.slots[i].stopping = true;
+                let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+            }
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for s in self.slots.iter().filter(|s| s.pid > 0) {
+            if signals::send(s.pid, libc::SIGKILL).is_ok() {
+                self.emit(event::KILLED, s.pid, 0);
+            }
+        }
+        self.stop_deadline = u64::MAX;
+    }
+
+    fn begin_upgrade(&mut self) {
+        if self.upgrade.is_some() {
+            return;
+        }
+        if self.upgrade_argv.is_null() {
+            self.emit(event::UPGRADE_FAILED, 0, 4);
+            return;
+        }
+        let pf = if self.pidfile.is_null() {
+            -1
+        } else {
+            // SAFETY: the caller's PID file handle outlives the run.
+            unsafe { &*self.pidfile }.fd()
+        };
+        let spec = exec::Spec { argv: self.upgrade_argv, fds: &self.listeners[..self.nlisteners], names: self.names(), pidfile_fd: pf };
+        match exec::spawn(&spec) {
+            Ok((pid, fd)) => {
+                let _ = sys::set_nonblock(fd);
+                self.upgrade = Some((pid, fd, sys::now_ms() + self.upgrade_timeout_ms as u64));
+                self.emit(event::UPGRADE_STARTED, pid, 0);
+            }
+            Err(e) => self.emit(event::UPGRADE_FAILED, 0, e.neg()),
+        }
+    }
+
+    fn upgrade_event(&mut self) {
+        let Some((pid, fd, _)) = self.upgrade.take() else { return };
+        let mut msg = [0u8; MAX_MESSAGE];
+        let r = exec::wait_ready(pid, fd, 1000, &mut msg);
+        self.upgrade_done(pid, r, &msg);
+    }
+
+    fn upgrade_done(&mut self, pid: i32, r: Result<(), exec::Failure>, msg: &[u8; MAX_MESSAGE]) {
+        match r {
+            Ok(()) => {
+                self.emit(event::UPGRADE_READY, pid, 0);
+                self.upgraded = true;
+                self.begin_stop();
+            }
+            Err(f) => {
+                if !self.pidfile.is_null() {
+                    // SAFETY: the caller's PID file handle outlives the run; rollback rewrites
+                    // our pid in case the new generation wrote its own.
+                    let _ = unsafe { &mut *self.pidfile }.write();
+                }
+                let (why, len) = match f {
+                    exec::Failure::Failed(_, len) => (1, len),
+                    exec::Failure::Exited => (2, 0),
+                    exec::Failure::TimedOut => (3, 0),
+                };
+                if len > 0 {
+                    let _ = sys::write_all(2, b"daemonkit: upgrade failed: ");
+                    let _ = sys::write_all(2, &msg[..len]);
+                    let _ = sys::write_all(2, b"\n");
+                }
+                self.emit(event::UPGRADE_FAILED, pid, why);
+            }
+        }
+    }
+
+    /// Reaps exactly our own workers.
+    fn reap(&mut self) {
+        let now = sys::now_ms();
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid <= 0 {
+                continue;
+            }
+            let mut st = 0;
+            // SAFETY: waiting for one specific child of ours, without blocking.
+            let r = unsafe { libc::waitpid(s.pid, &mut st, libc::WNOHANG) };
+            if r != s.pid {
+                if r < 0 && sys::get_errno() == libc::ECHILD {
+                    st = 0; // somebody else reaped it: treat as gone
+                } else {
+                    continue;
+                }
+            }
+            sys::close(s.ready_fd);
+            self.slots[i] = EMPTY;
+            self.emit(event::EXITED, s.pid, st);
+            if self.stopping || s.stopping {
+                continue;
+            }
+            let clean = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
+            if clean {
+                continue; // max-requests: replaced at once, not a crash
+            }
+            if now.saturating_sub(s.started) < 1000 {
+                self.crashes += 1;
+                let step = ((self.crashes - 1) / 3).min(3);
+                let delay = 1000u64 << step;
+                self.next_spawn = now + delay;
+                self.emit(event::RESPAWN_DELAYED, s.pid, delay as i32);
+            } else {
+                self.crashes = 0;
+            }
+        }
+    }
+
+    /// Spawns or stops workers toward the target, and drives a rolling restart.
+    fn maintain(&mut self) {
+        let now = sys::now_ms();
+        let target = self.workers as usize;
+        let cur = self.generation;
+        let old = self.live().filter(|s| !s.stopping && s.generation < cur).count();
+        let active = self.active();
+        if old > 0 {
+            let starting = self.live().any(|s| !s.stopping && s.generation == cur && !s.ready);
+            if starting {
+                return;
+            }
+            if active <= target {
+                if now >= self.next_spawn {
+                    let _ = self.spawn();
+                }
+            } else if let Some(i) = self.oldest(|s| s.generation < cur) {
+                self.stop_one(i);
+            }
+            return;
+        }
+        if active < target && now >= self.next_spawn {
+            for _ in active..target {
+                if self.spawn().is_err() {
+                    break;
+                }
+            }
+        } else if active > target {
+            for _ in target..active {
+                // Prefer one not ready yet, else the newest.
+                let i = self.newest(|s| !s.ready).or_else(|| self.newest(|_| true));
+                if let Some(i) = i {
+                    self.stop_one(i);
+                }
+            }
+        }
+    }
+
+    fn oldest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
+        (0..MAX_WORKERS).filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i])).min_by_key(|&i| self.slots[i].started)
+    }
+
+    fn newest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
+        (0..MAX_WORKERS).filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i])).max_by_key(|&i| self.slots[i].started)
+    }
+
+    fn stop_one(&mut self, i: usize) {
+        self.slots[i].stopping = true;
+        let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+    }
+
+    fn spawn(&mut self) -> Res<()> {
+        let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else { return Err(Errno(libc::EAGAIN)) };
+        let mut index = 0u32;
+        while self.live().any(|s| !s.stopping && s.index == index) {
+            index += 1;
+        }
+        let mut prepared = if self.exec_argv.is_null() {
+            None
+        } else {
+            match exec::prepare_worker(self.exec_argv, &self.listeners[..self.nlisteners], self.names()) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.next_spawn = sys::now_ms() + 1000;
+                    return Err(e);
+                }
+            }
+        };
+        let [r, w] = sys::pipe_cloexec(false)?;
+        // SAFETY: fork; the child runs async-signal-safe code until the caller's hook.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            let e = Errno::last();
+            sys::close(r);
+            sys::close(w);
+            self.next_spawn = sys::now_ms() + 1000;
+            self.emit(event::RESPAWN_DELAYED, 0, 1000);
+            return Err(e);
+        }
+        if pid == 0 {
+            self.child(r, w, index, prepared.as_mut());
+        }
+        sys::close(w);
+        let _ = sys::set_nonblock(r);
+        self.slots[slot] = Slot { pid, ready_fd: r, started: sys::now_ms(), ready: false, stopping: false, generation: self.generation, index };
+        self.emit(event::SPAWNED, pid, index as i32);
+        Ok(())
+    }
+
+    /// The worker side of the fork. Never returns.
+    fn child(&mut self, r: c_int, w: c_int, index: u32, prepared: Option<&mut exec::Prepared>) -> ! {
+        // Die with the master; and if it already died, do not start at all.
+        // SAFETY: prctl/getppid with plain arguments.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != self.master {
+                libc::_exit(1);
+            }
+        }
+        signals::reset_child();
+        sys::close(r);
+        for s in self.slots.iter() {
+            sys::close(s.ready_fd);
+        }
+        if let Some((_, fd, _)) = self.upgrade {
+            sys::close(fd);
+        }
+        daemon::set_channel(Role::Plain, -1);
+        fds::close_private_in_child();
+        daemon::set_channel(Role::Worker, w);
+        if let Some(p) = prepared {
+            p.exec_in_child(w);
+        }
+        if let Some((hook, ctx)) = self.post_fork {
+            hook(ctx, index);
+        }
+        let code = match self.worker {
+            Some((f, ctx)) => f(ctx, index),
+            None => 1,
+        };
+        // SAFETY: flush C stdio, then leave without the master's atexit handlers.
+        unsafe {
+            libc::fflush(core::ptr::null_mut());
+            libc::_exit(code & 0xff)
+        }
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The log line for an event when the caller set no callback (stderr, one line).
+pub fn default_log(kind: i32, pid: i32, value: i32) {
+    let mut b = sys::Buf::<160>::new();
+    b.push(b"daemonkit: ");
+    let num = |b: &mut sys::Buf<160>, v: i32| {
+        if v < 0 {
+            b.push(b"-").push_u64((-(v as i64)) as u64);
+        } else {
+            b.push_u64(v as u64);
+        }
+    };
+    match kind {
+        event::SPAWNED => {
+            b.push(b"worker ").push_u64(pid as u64).push(b" started (index ");
+            num(&mut b, value);
+            b.push(b")");
+        }
+        event::EXITED => {
+            b.push(b"worker ").push_u64(pid as u64);
+            if libc::WIFSIGNALED(value) {
+                b.push(b" killed by signal ").push_u64(libc::WTERMSIG(value) as u64);
+            } else {
+                b.push(b" exited with status ").push_u64(libc::WEXITSTATUS(value) as u64);
+            }
+        }
+        event::RESPAWN_DELAYED => {
+            b.push(b"worker crashed at start; next start in ").push_u64(value as u64).push(b" ms");
+        }
+        event::WORKER_READY => {
+            b.push(b"worker ").push_u64(pid as u64).push(b" ready");
+        }
+        event::READY => {
+            b.push(b"master ").push_u64(pid as u64).push(b" ready with ");
+            num(&mut b, value);
+            b.push(b" workers");
+        }
+        event::RELOADING => {
+            b.push(b"HUP: rolling restart to generation ");
+            num(&mut b, value);
+        }
+        event::RELOADED => {
+            b.push(b"rolling restart done (generation ");
+            num(&mut b, value);
+            b.push(b")");
+        }
+        event::STOPPING => {
+            b.push(b"stopping; graceful timeout ");
+            num(&mut b, value);
+            b.push(b" ms");
+        }
+        event::KILLED => {
+            b.push(b"worker ").push_u64(pid as u64).push(b" killed after the graceful timeout");
+        }
+        event::UPGRADE_STARTED => {
+            b.push(b"upgrade: new generation ").push_u64(pid as u64).push(b" started");
+        }
+        event::UPGRADE_READY => {
+            b.push(b"upgrade: new generation ").push_u64(pid as u64).push(b" ready; draining the old one");
+        }
+        event::UPGRADE_FAILED => {
+            b.push(b"upgrade failed (");
+            b.push(match value {
+                1 => b"the new generation reported a failure" as &[u8],
+                2 => b"the new generation exited before it was ready",
+                3 => b"the new generation was not ready in time",
+                4 => b"no upgrade program configured",
+                _ => b"could not start the new program",
+            });
+            b.push(b"); still serving");
+        }
+        event::LOG_REOPENED => {
+            b.push(b"log reopened");
+        }
+        event::WORKERS_CHANGED => {
+            b.push(b"worker count now ");
+            num(&mut b, value);
+        }
+        event::WORKER_FAILED => {
+            b.push(b"worker ").push_u64(pid as u64).push(b" failed to start (code ");
+            num(&mut b, value);
+            b.push(b")");
+        }
+        _ => {
+            b.push(b"event ");
+            num(&mut b, kind);
+        }
+    }
+    b.push(b"\n");
+    let _ = sys::write_all(2, b.as_bytes());
+}
