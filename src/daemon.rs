@@ -120,7 +120,9 @@ pub fn daemonize(o: &Options) -> Res<Role> {
     }
 
     // A program image started by an upgrade or a re-exec: same process tree, no fork.
-    let inherited_ready = sys::getenv(ENV_READY_FD).and_then(sys::parse_u64).map(|v| v as c_int);
+    let inherited_ready = sys::getenv(ENV_READY_FD)
+        .and_then(sys::parse_u64)
+        .map(|v| v as c_int);
     let reexec = sys::getenv(ENV_REEXEC).is_some();
     sys::unsetenv(ENV_READY_FD);
     sys::unsetenv(ENV_REEXEC);
@@ -196,7 +198,9 @@ fn common_steps(o: &Options, stdio_to_null: bool) -> Res<()> {
     }
     if stdio_to_null {
         // SAFETY: opening /dev/null; errors (a chroot without it) are returned.
-        let null = sys::retry(|| unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_NOCTTY) })?;
+        let null = sys::retry(|| unsafe {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_NOCTTY)
+        })?;
         let log = fds::log_active();
         for target in 0..3 {
             if target > 0 && log {
@@ -241,7 +245,10 @@ fn stderr(parts: &[&[u8]]) {
 /// What a readiness pipe said.
 pub enum Verdict {
     Ready,
-    Failed { code: u8, len: usize },
+    Failed {
+        code: u8,
+        len: usize,
+    },
     /// EOF without a verdict.
     Closed,
     TimedOut,
@@ -249,8 +256,17 @@ pub enum Verdict {
 
 /// Reads a readiness pipe until a verdict, EOF or the deadline. `daemon_pid` receives a
 /// `'p'` record's pid; `msg` a failure message.
-pub fn read_verdict(fd: c_int, timeout_ms: u32, daemon_pid: &mut i32, msg: &mut [u8; MAX_MESSAGE]) -> Verdict {
-    let deadline = if timeout_ms > 0 { Some(sys::now_ms() + timeout_ms as u64) } else { None };
+pub fn read_verdict(
+    fd: c_int,
+    timeout_ms: u32,
+    daemon_pid: &mut i32,
+    msg: &mut [u8; MAX_MESSAGE],
+) -> Verdict {
+    let deadline = if timeout_ms > 0 {
+        Some(sys::now_ms() + timeout_ms as u64)
+    } else {
+        None
+    };
     let mut buf = [0u8; 4 + MAX_MESSAGE + 8];
     let mut have = 0usize;
     loop {
@@ -330,7 +346,9 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
                 b.push(b" (pid ").push_u64(daemon_pid as u64).push(b")");
                 let _ = signals::send(daemon_pid, libc::SIGKILL);
             }
-            b.push(b" not ready after ").push_u64(timeout_ms as u64).push(b" ms; killed\n");
+            b.push(b" not ready after ")
+                .push_u64(timeout_ms as u64)
+                .push(b" ms; killed\n");
             stderr(&[b.as_bytes()]);
             1
         }
@@ -352,10 +370,12 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
                     sys::sleep_ms(10);
                 }
                 if got == daemon_pid && libc::WIFEXITED(st) {
-                    b.push(b" exited with status ").push_u64(libc::WEXITSTATUS(st) as u64);
+                    b.push(b" exited with status ")
+                        .push_u64(libc::WEXITSTATUS(st) as u64);
                     code = libc::WEXITSTATUS(st).max(1);
                 } else if got == daemon_pid && libc::WIFSIGNALED(st) {
-                    b.push(b" was killed by signal ").push_u64(libc::WTERMSIG(st) as u64);
+                    b.push(b" was killed by signal ")
+                        .push_u64(libc::WTERMSIG(st) as u64);
                     code = 128 + libc::WTERMSIG(st);
                 } else {
                     b.push(b" closed its readiness channel");
@@ -387,7 +407,9 @@ pub fn ready() -> Res<()> {
     if role != Role::Worker {
         let r = if role == Role::Upgrade {
             let mut b = sys::Buf::<64>::new();
-            b.push(b"MAINPID=").push_u64(sys::getpid() as u64).push(b"\nREADY=1");
+            b.push(b"MAINPID=")
+                .push_u64(sys::getpid() as u64)
+                .push(b"\nREADY=1");
             crate::notify::notify(b.as_bytes())
         } else {
             crate::notify::ready()
@@ -401,7 +423,11 @@ pub fn ready() -> Res<()> {
 /// launcher (or old master, or master) prints it and exits with the code. In the foreground
 /// and in a worker the message also goes to stderr. The caller should exit afterwards.
 pub fn fail(code: c_int, msg: &[u8]) -> Res<()> {
-    let code = if (1..=255).contains(&code) { code as u8 } else { 1 };
+    let code = if (1..=255).contains(&code) {
+        code as u8
+    } else {
+        1
+    };
     let role = role();
     let fd = READY_FD.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
@@ -490,7 +516,10 @@ pub mod rust {
         pub fn start(self) -> io::Result<Role> {
             use std::os::unix::ffi::OsStrExt;
             let dir = match &self.chdir {
-                Some(d) => Some(CString::new(d.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?),
+                Some(d) => Some(
+                    CString::new(d.as_os_str().as_bytes())
+                        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?,
+                ),
                 None => None,
             };
             let o = Options {
@@ -498,7 +527,9 @@ pub mod rust {
                 keep: &self.keep,
                 chdir: dir.as_deref(),
                 umask: self.umask.map_or(-1, |m| m as i32),
-                timeout_ms: self.timeout.map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32),
+                timeout_ms: self
+                    .timeout
+                    .map_or(0, |t| t.as_millis().clamp(1, u32::MAX as u128) as u32),
             };
             daemonize(&o).map_err(|e| {
                 let os = io::Error::from_raw_os_error(e.0);

@@ -27,7 +27,9 @@ impl fmt::Display for Error {
             Error::NotRunning { path } => write!(f, "pid file {}: not running", path.display()),
             Error::UnknownUser(u) => write!(f, "unknown user '{u}'"),
             Error::UnknownGroup(g) => write!(f, "unknown group '{g}'"),
-            Error::NotRoot { user } => write!(f, "cannot switch to user '{user}': not running as root"),
+            Error::NotRoot { user } => {
+                write!(f, "cannot switch to user '{user}': not running as root")
+            }
             Error::Io { context, source } => write!(f, "{context}: {source}"),
         }
     }

@@ -96,7 +96,13 @@ impl Env {
     /// Builds the new environment: the current one minus the variables this module owns,
     /// plus `LISTEN_*` for `nfds` fds, the PID file and readiness fd numbers, and the re-exec
     /// marker.
-    fn build(nfds: usize, names: Option<&CStr>, pidfile_fd: Option<c_int>, ready_fd: Option<c_int>, reexec: bool) -> Res<Env> {
+    fn build(
+        nfds: usize,
+        names: Option<&CStr>,
+        pidfile_fd: Option<c_int>,
+        ready_fd: Option<c_int>,
+        reexec: bool,
+    ) -> Res<Env> {
         // SAFETY: environ is the process's environment array, NULL-terminated.
         let mut count = 0usize;
         unsafe {
@@ -342,7 +348,9 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
             unsafe { libc::execve(*spec.argv, spec.argv, env.envp) };
         }
         let mut b = sys::Buf::<128>::new();
-        b.push(b"upgrade: cannot execute the new program (errno ").push_u64(sys::get_errno() as u64).push(b")");
+        b.push(b"upgrade: cannot execute the new program (errno ")
+            .push_u64(sys::get_errno() as u64)
+            .push(b")");
         let code = [b'f', 127, b.len as u8, 0];
         let _ = sys::write_all(ready_target, &code);
         let _ = sys::write_all(ready_target, b.as_bytes());
@@ -367,7 +375,12 @@ pub enum Failure {
 
 /// Waits up to `timeout_ms` (0: forever) for the generation `pid` to report ready on `rfd`
 /// (closed in every case). On failure the child is killed (SIGKILL) and reaped.
-pub fn wait_ready(pid: i32, rfd: c_int, timeout_ms: u32, msg: &mut [u8; MAX_MESSAGE]) -> Result<(), Failure> {
+pub fn wait_ready(
+    pid: i32,
+    rfd: c_int,
+    timeout_ms: u32,
+    msg: &mut [u8; MAX_MESSAGE],
+) -> Result<(), Failure> {
     let mut dummy = 0;
     let v = daemon::read_verdict(rfd, timeout_ms, &mut dummy, msg);
     sys::close(rfd);
@@ -388,7 +401,13 @@ pub fn wait_ready(pid: i32, rfd: c_int, timeout_ms: u32, msg: &mut [u8; MAX_MESS
 /// pid (the new generation may have written its own before failing). `ECANCELED` (it failed
 /// or exited) or `ETIMEDOUT`; the message, if any, lands in `msg` with its length returned
 /// through `msg_len`.
-pub fn upgrade(spec: &Spec, pidfile: Option<&mut crate::pidfile::PidFile>, timeout_ms: u32, msg: &mut [u8; MAX_MESSAGE], msg_len: &mut usize) -> Res<i32> {
+pub fn upgrade(
+    spec: &Spec,
+    pidfile: Option<&mut crate::pidfile::PidFile>,
+    timeout_ms: u32,
+    msg: &mut [u8; MAX_MESSAGE],
+    msg_len: &mut usize,
+) -> Res<i32> {
     *msg_len = 0;
     let (pid, r) = spawn(spec)?;
     match wait_ready(pid, r, timeout_ms, msg) {
@@ -419,14 +438,23 @@ pub(crate) struct Prepared {
 
 /// Prepares the environment for executing `argv` as a worker that receives `fds` as fds 3..
 /// and its readiness pipe after them (`DAEMONKIT_READY_FD`).
-pub(crate) fn prepare_worker(argv: *const *const c_char, fds: &[c_int], names: Option<&CStr>) -> Res<Prepared> {
+pub(crate) fn prepare_worker(
+    argv: *const *const c_char,
+    fds: &[c_int],
+    names: Option<&CStr>,
+) -> Res<Prepared> {
     check_argv(argv)?;
     check_fds(fds, 1)?;
     let n = fds.len();
     let env = Env::build(n, names, None, Some(3 + n as c_int), false)?;
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(fds);
-    Ok(Prepared { env, argv, src, total: n + 1 })
+    Ok(Prepared {
+        env,
+        argv,
+        src,
+        total: n + 1,
+    })
 }
 
 impl Prepared {
@@ -439,9 +467,134 @@ impl Prepared {
             unsafe { libc::execve(*self.argv, self.argv, self.env.envp) };
         }
         let mut b = sys::Buf::<96>::new();
-        b.push(b"daemonkit: worker: cannot execute program (errno ").push_u64(sys::get_errno() as u64).push(b")\n");
+        b.push(b"daemonkit: worker: cannot execute program (errno ")
+            .push_u64(sys::get_errno() as u64)
+            .push(b")\n");
         let _ = sys::write_all(2, b.as_bytes());
         // SAFETY: leaving the failed child.
         unsafe { libc::_exit(127) }
+    }
+}
+
+/// The Rust layer for re-exec and upgrade.
+#[cfg(feature = "std")]
+pub mod rust {
+    use super::*;
+    use std::ffi::{CString, OsStr, OsString};
+    use std::io;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// An owned, NULL-terminated C argument vector.
+    pub struct CArgv {
+        _strings: Vec<CString>,
+        ptrs: Vec<*const c_char>,
+    }
+
+    impl CArgv {
+        /// Builds one from `args` (`args[0]` is the path executed). `EINVAL` for an
+        /// interior NUL or an empty list.
+        pub fn new<S: AsRef<OsStr>>(args: &[S]) -> io::Result<CArgv> {
+            if args.is_empty() {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "empty argument vector",
+                ));
+            }
+            let strings = args
+                .iter()
+                .map(|a| CString::new(a.as_ref().as_bytes()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "argument contains a NUL byte")
+                })?;
+            let mut ptrs: Vec<*const c_char> = strings.iter().map(|s| s.as_ptr()).collect();
+            ptrs.push(core::ptr::null());
+            Ok(CArgv {
+                _strings: strings,
+                ptrs,
+            })
+        }
+        /// The `char *const argv[]` pointer, valid while `self` lives.
+        pub fn as_ptr(&self) -> *const *const c_char {
+            self.ptrs.as_ptr()
+        }
+    }
+
+    /// This program's absolute path (from `/proc/self/exe`) followed by its original
+    /// arguments: what a re-exec or an upgrade should run. Resolve it at start, before the
+    /// daemon changes directory.
+    pub fn self_argv() -> io::Result<Vec<OsString>> {
+        let exe = std::fs::read_link("/proc/self/exe")?;
+        let mut v = vec![exe.into_os_string()];
+        v.extend(std::env::args_os().skip(1));
+        Ok(v)
+    }
+
+    fn err(what: &str, e: Errno) -> io::Error {
+        let os = io::Error::from_raw_os_error(e.0);
+        io::Error::new(os.kind(), format!("{what}: {os}"))
+    }
+
+    /// Re-executes this process (same pid) with `argv`, passing `fds` as listeners (fds 3..)
+    /// and the locked PID file. Returns only on failure.
+    pub fn reexec<S: AsRef<OsStr>>(
+        argv: &[S],
+        fds: &[c_int],
+        names: Option<&str>,
+        pidfile: Option<&crate::Pidfile>,
+    ) -> io::Error {
+        let a = match CArgv::new(argv) {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        let names = names.and_then(|n| CString::new(n).ok());
+        let spec = Spec {
+            argv: a.as_ptr(),
+            fds,
+            names: names.as_deref(),
+            pidfile_fd: pidfile.map_or(-1, |p| p.as_raw_fd()),
+        };
+        match super::reexec(&spec) {
+            Ok(()) => io::Error::other("re-exec returned"),
+            Err(e) => err("re-exec", e),
+        }
+    }
+
+    /// Single-process upgrade: starts `argv` as a new generation with the listeners and the
+    /// PID file, waits for its readiness; returns its pid. On failure it was killed, the PID
+    /// file rewritten with our pid, and the error carries its message.
+    pub fn upgrade<S: AsRef<OsStr>>(
+        argv: &[S],
+        fds: &[c_int],
+        names: Option<&str>,
+        pidfile: Option<&mut crate::Pidfile>,
+        timeout: std::time::Duration,
+    ) -> io::Result<i32> {
+        let a = CArgv::new(argv)?;
+        let names = names.and_then(|n| CString::new(n).ok());
+        let pf = pidfile.map(|p| p.core_mut());
+        let spec = Spec {
+            argv: a.as_ptr(),
+            fds,
+            names: names.as_deref(),
+            pidfile_fd: pf.as_ref().map_or(-1, |p| p.fd()),
+        };
+        let mut msg = [0u8; MAX_MESSAGE];
+        let mut len = 0;
+        let t = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
+        super::upgrade(&spec, pf, t, &mut msg, &mut len).map_err(|e| {
+            let os = io::Error::from_raw_os_error(e.0);
+            if len > 0 {
+                io::Error::new(
+                    os.kind(),
+                    format!("upgrade: {}", String::from_utf8_lossy(&msg[..len])),
+                )
+            } else {
+                io::Error::new(
+                    os.kind(),
+                    format!("upgrade: new generation not ready: {os}"),
+                )
+            }
+        })
     }
 }

@@ -16,7 +16,9 @@ static PRIVATE: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 /// Records `fd` as library-private.
 pub fn register_private(fd: c_int) {
     for s in &PRIVATE {
-        if s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
+        if s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
             return;
         }
     }
@@ -87,11 +89,18 @@ struct LogState {
 struct LogCell(UnsafeCell<LogState>);
 // SAFETY: accessed only under LOG_LOCK.
 unsafe impl Sync for LogCell {}
-static LOG: LogCell = LogCell(UnsafeCell::new(LogState { path: [0; PATH_MAX], len: 0, which: 0 }));
+static LOG: LogCell = LogCell(UnsafeCell::new(LogState {
+    path: [0; PATH_MAX],
+    len: 0,
+    which: 0,
+}));
 static LOG_LOCK: AtomicBool = AtomicBool::new(false);
 
 fn with_log<R>(f: impl FnOnce(&mut LogState) -> R) -> R {
-    while LOG_LOCK.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while LOG_LOCK
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         core::hint::spin_loop();
     }
     // SAFETY: LOG_LOCK is held, so this is the only reference.
@@ -127,7 +136,11 @@ fn dup_onto(fd: c_int, which: u32) -> Res<()> {
 /// Opens `path` for appending (created 0640) and puts it on stdout and/or stderr (`which`,
 /// default both). The path is remembered for [`log_reopen`].
 pub fn log_open(path: &CStr, which: u32) -> Res<()> {
-    let which = if which == 0 { LOG_STDOUT | LOG_STDERR } else { which };
+    let which = if which == 0 {
+        LOG_STDOUT | LOG_STDERR
+    } else {
+        which
+    };
     if which & !(LOG_STDOUT | LOG_STDERR) != 0 {
         return Err(Errno(libc::EINVAL));
     }
@@ -192,7 +205,8 @@ mod rust {
     /// Sends stdout and stderr to `path` (appended, created 0640).
     pub fn redirect_output(path: impl AsRef<Path>) -> io::Result<()> {
         let path = path.as_ref();
-        let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| err(path, Errno(libc::EINVAL)))?;
+        let c = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| err(path, Errno(libc::EINVAL)))?;
         log_open(&c, 0).map_err(|e| err(path, e))
     }
 

@@ -25,15 +25,28 @@ pub enum Addr {
 impl Addr {
     fn raw(&self) -> (*const libc::sockaddr, libc::socklen_t, c_int) {
         match self {
-            Addr::V4(a) => ((a as *const libc::sockaddr_in).cast(), size_of::<libc::sockaddr_in>() as _, libc::AF_INET),
-            Addr::V6(a) => ((a as *const libc::sockaddr_in6).cast(), size_of::<libc::sockaddr_in6>() as _, libc::AF_INET6),
+            Addr::V4(a) => (
+                (a as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as _,
+                libc::AF_INET,
+            ),
+            Addr::V6(a) => (
+                (a as *const libc::sockaddr_in6).cast(),
+                size_of::<libc::sockaddr_in6>() as _,
+                libc::AF_INET6,
+            ),
         }
     }
 }
 
 extern "C" {
     fn inet_pton(af: c_int, src: *const core::ffi::c_char, dst: *mut core::ffi::c_void) -> c_int;
-    fn inet_ntop(af: c_int, src: *const core::ffi::c_void, dst: *mut core::ffi::c_char, size: libc::socklen_t) -> *const core::ffi::c_char;
+    fn inet_ntop(
+        af: c_int,
+        src: *const core::ffi::c_void,
+        dst: *mut core::ffi::c_char,
+        size: libc::socklen_t,
+    ) -> *const core::ffi::c_char;
 }
 
 fn pton(family: c_int, host: &[u8], out: *mut core::ffi::c_void) -> bool {
@@ -50,9 +63,13 @@ fn pton(family: c_int, host: &[u8], out: *mut core::ffi::c_void) -> bool {
 /// addresses), `localhost:80` (127.0.0.1). Hosts are numeric otherwise (no DNS). `EINVAL` for
 /// anything else.
 pub fn parse_tcp(s: &[u8]) -> Res<Addr> {
-    let colon = s.iter().rposition(|&c| c == b':').ok_or(Errno(libc::EINVAL))?;
+    let colon = s
+        .iter()
+        .rposition(|&c| c == b':')
+        .ok_or(Errno(libc::EINVAL))?;
     let (host, port) = (&s[..colon], &s[colon + 1..]);
-    let port = sys::parse_u64(port).filter(|&p| p <= 65535 && !port.is_empty() && port.iter().all(u8::is_ascii_digit));
+    let port = sys::parse_u64(port)
+        .filter(|&p| p <= 65535 && !port.is_empty() && port.iter().all(u8::is_ascii_digit));
     let port = port.ok_or(Errno(libc::EINVAL))? as u16;
     if host.first() == Some(&b'[') {
         if host.last() != Some(&b']') || host.len() < 3 {
@@ -62,7 +79,11 @@ pub fn parse_tcp(s: &[u8]) -> Res<Addr> {
         let mut a: libc::sockaddr_in6 = unsafe { core::mem::zeroed() };
         a.sin6_family = libc::AF_INET6 as _;
         a.sin6_port = port.to_be();
-        if !pton(libc::AF_INET6, &host[1..host.len() - 1], (&mut a.sin6_addr as *mut libc::in6_addr).cast()) {
+        if !pton(
+            libc::AF_INET6,
+            &host[1..host.len() - 1],
+            (&mut a.sin6_addr as *mut libc::in6_addr).cast(),
+        ) {
             return Err(Errno(libc::EINVAL));
         }
         return Ok(Addr::V6(a));
@@ -75,7 +96,11 @@ pub fn parse_tcp(s: &[u8]) -> Res<Addr> {
         b"" | b"*" => a.sin_addr.s_addr = 0,
         b"localhost" => a.sin_addr.s_addr = u32::from_be_bytes([127, 0, 0, 1]).to_be(),
         h => {
-            if !pton(libc::AF_INET, h, (&mut a.sin_addr as *mut libc::in_addr).cast()) {
+            if !pton(
+                libc::AF_INET,
+                h,
+                (&mut a.sin_addr as *mut libc::in_addr).cast(),
+            ) {
                 return Err(Errno(libc::EINVAL));
             }
         }
@@ -85,7 +110,15 @@ pub fn parse_tcp(s: &[u8]) -> Res<Addr> {
 
 fn setopt(fd: c_int, level: c_int, name: c_int, v: c_int) -> Res<()> {
     // SAFETY: v is a valid int option value.
-    sys::cvt(unsafe { libc::setsockopt(fd, level, name, (&v as *const c_int).cast(), size_of::<c_int>() as _) })?;
+    sys::cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const c_int).cast(),
+            size_of::<c_int>() as _,
+        )
+    })?;
     Ok(())
 }
 
@@ -135,12 +168,19 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
         return Err(Errno(libc::EINVAL));
     }
     let p = path.to_bytes();
-    let (sa, len) = crate::notify::parse_addr(p).map_err(|e| if e.0 == libc::EAFNOSUPPORT { Errno(libc::EINVAL) } else { e })?;
+    let (sa, len) = crate::notify::parse_addr(p).map_err(|e| {
+        if e.0 == libc::EAFNOSUPPORT {
+            Errno(libc::EINVAL)
+        } else {
+            e
+        }
+    })?;
     if p[0] == b'@' {
         // abstract sockets are fine too
     }
     // SAFETY: plain socket creation.
-    let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | sock_flags(flags), 0) })?;
+    let fd =
+        sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | sock_flags(flags), 0) })?;
     let r = (|| {
         let bind = || {
             // SAFETY: sa/len describe a valid sockaddr_un.
@@ -201,10 +241,18 @@ pub fn local_port(fd: c_int) -> Res<u16> {
     unsafe {
         let mut ss: libc::sockaddr_storage = core::mem::zeroed();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        sys::cvt(libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len))?;
+        sys::cvt(libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ))?;
         match ss.ss_family as c_int {
-            libc::AF_INET => Ok(u16::from_be((*(&ss as *const _ as *const libc::sockaddr_in)).sin_port)),
-            libc::AF_INET6 => Ok(u16::from_be((*(&ss as *const _ as *const libc::sockaddr_in6)).sin6_port)),
+            libc::AF_INET => Ok(u16::from_be(
+                (*(&ss as *const _ as *const libc::sockaddr_in)).sin_port,
+            )),
+            libc::AF_INET6 => Ok(u16::from_be(
+                (*(&ss as *const _ as *const libc::sockaddr_in6)).sin6_port,
+            )),
             _ => Err(Errno(libc::EAFNOSUPPORT)),
         }
     }
@@ -219,20 +267,39 @@ pub fn local_name(fd: c_int, out: &mut [u8]) -> Res<usize> {
     unsafe {
         let mut ss: libc::sockaddr_storage = core::mem::zeroed();
         let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        sys::cvt(libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len))?;
+        sys::cvt(libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        ))?;
         let mut host = [0u8; 64];
         match ss.ss_family as c_int {
             libc::AF_INET => {
                 let a = &*(&ss as *const _ as *const libc::sockaddr_in);
-                inet_ntop(libc::AF_INET, (&a.sin_addr as *const libc::in_addr).cast(), host.as_mut_ptr().cast(), 64);
+                inet_ntop(
+                    libc::AF_INET,
+                    (&a.sin_addr as *const libc::in_addr).cast(),
+                    host.as_mut_ptr().cast(),
+                    64,
+                );
                 let h = CStr::from_bytes_until_nul(&host).map_err(|_| Errno(libc::EINVAL))?;
-                b.push(h.to_bytes()).push(b":").push_u64(u16::from_be(a.sin_port) as u64);
+                b.push(h.to_bytes())
+                    .push(b":")
+                    .push_u64(u16::from_be(a.sin_port) as u64);
             }
             libc::AF_INET6 => {
                 let a = &*(&ss as *const _ as *const libc::sockaddr_in6);
-                inet_ntop(libc::AF_INET6, (&a.sin6_addr as *const libc::in6_addr).cast(), host.as_mut_ptr().cast(), 64);
+                inet_ntop(
+                    libc::AF_INET6,
+                    (&a.sin6_addr as *const libc::in6_addr).cast(),
+                    host.as_mut_ptr().cast(),
+                    64,
+                );
                 let h = CStr::from_bytes_until_nul(&host).map_err(|_| Errno(libc::EINVAL))?;
-                b.push(b"[").push(h.to_bytes()).push(b"]:").push_u64(u16::from_be(a.sin6_port) as u64);
+                b.push(b"[")
+                    .push(h.to_bytes())
+                    .push(b"]:")
+                    .push_u64(u16::from_be(a.sin6_port) as u64);
             }
             libc::AF_UNIX => {
                 let a = &*(&ss as *const _ as *const libc::sockaddr_un);
@@ -272,13 +339,19 @@ pub fn listen_fds(flags: u32, names: &mut [u8]) -> Res<usize> {
         *first = 0;
     }
     let r = (|| {
-        let Some(pid) = sys::getenv(c"LISTEN_PID") else { return Ok(0) };
+        let Some(pid) = sys::getenv(c"LISTEN_PID") else {
+            return Ok(0);
+        };
         let pid = sys::parse_u64(pid).ok_or(Errno(libc::EINVAL))?;
         if pid != sys::getpid() as u64 {
             return Ok(0);
         }
-        let Some(n) = sys::getenv(c"LISTEN_FDS") else { return Ok(0) };
-        let n = sys::parse_u64(n).filter(|&n| n <= 4096).ok_or(Errno(libc::EINVAL))? as c_int;
+        let Some(n) = sys::getenv(c"LISTEN_FDS") else {
+            return Ok(0);
+        };
+        let n = sys::parse_u64(n)
+            .filter(|&n| n <= 4096)
+            .ok_or(Errno(libc::EINVAL))? as c_int;
         for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
             sys::set_cloexec(fd, true).map_err(|_| Errno(libc::EBADF))?;
         }
@@ -315,7 +388,10 @@ pub fn send_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> Res<usize> {
         return Err(Errno(libc::EINVAL));
     }
     let mut cbuf = CmsgBuf([0; CMSG_BUF]);
-    let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut _,
+        iov_len: data.len(),
+    };
     // SAFETY: msg points to a valid iovec and control buffer; CMSG macros stay inside cbuf
     // because CMSG_SPACE(fds.len()*4) <= CMSG_BUF.
     unsafe {
@@ -330,7 +406,11 @@ pub fn send_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> Res<usize> {
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
             (*c).cmsg_len = libc::CMSG_LEN(bytes) as _;
-            core::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(c).cast::<c_int>(), fds.len());
+            core::ptr::copy_nonoverlapping(
+                fds.as_ptr(),
+                libc::CMSG_DATA(c).cast::<c_int>(),
+                fds.len(),
+            );
         }
         loop {
             let r = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);
@@ -350,7 +430,10 @@ pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, u
         return Err(Errno(libc::EINVAL));
     }
     let mut cbuf = CmsgBuf([0; CMSG_BUF]);
-    let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
     // SAFETY: msg points to valid buffers; we walk the control messages with the CMSG macros
     // within msg_controllen, and copy at most fds.len() ints out.
     unsafe {
@@ -373,7 +456,8 @@ pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, u
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
                 let data = libc::CMSG_DATA(c).cast::<c_int>();
-                let count = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
+                let count =
+                    ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<c_int>();
                 for i in 0..count {
                     let fd = core::ptr::read_unaligned(data.add(i));
                     if n < fds.len() {
@@ -417,7 +501,8 @@ mod rust {
     /// Binds a TCP listener on `HOST:PORT`; errors name the address
     /// (`127.0.0.1:8080: address already in use`).
     pub fn bind_tcp(addr: &str, reuseport: bool) -> io::Result<std::net::TcpListener> {
-        let fd = tcp(addr.as_bytes(), 0, if reuseport { REUSEPORT } else { 0 }).map_err(|e| named(addr, e))?;
+        let fd = tcp(addr.as_bytes(), 0, if reuseport { REUSEPORT } else { 0 })
+            .map_err(|e| named(addr, e))?;
         // SAFETY: fd is a fresh listening socket we own.
         Ok(unsafe { std::net::TcpListener::from_raw_fd(fd) })
     }
@@ -434,9 +519,15 @@ mod rust {
     /// when none were given). Unsets the variables when `unset_env`.
     pub fn inherited_listeners(unset_env: bool) -> io::Result<Vec<(OwnedFd, String)>> {
         let mut names = vec![0u8; 65536];
-        let n = listen_fds(if unset_env { UNSET_ENV } else { 0 }, &mut names)
-            .map_err(|e| io::Error::new(io::Error::from_raw_os_error(e.0).kind(), format!("LISTEN_FDS: {}", io::Error::from_raw_os_error(e.0))))?;
-        let names = CStr::from_bytes_until_nul(&names).map(|c| c.to_string_lossy().into_owned()).unwrap_or_default();
+        let n = listen_fds(if unset_env { UNSET_ENV } else { 0 }, &mut names).map_err(|e| {
+            io::Error::new(
+                io::Error::from_raw_os_error(e.0).kind(),
+                format!("LISTEN_FDS: {}", io::Error::from_raw_os_error(e.0)),
+            )
+        })?;
+        let names = CStr::from_bytes_until_nul(&names)
+            .map(|c| c.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut split = names.split(':');
         Ok((0..n)
             .map(|i| {

@@ -49,7 +49,9 @@ pub fn parse_addr(v: &[u8]) -> Res<(libc::sockaddr_un, libc::socklen_t)> {
 /// Sends `state` (e.g. `READY=1`, several lines allowed) to `$NOTIFY_SOCKET`. Returns
 /// `Ok(false)` when the variable is unset (nothing to do), `Ok(true)` when sent.
 pub fn notify(state: &[u8]) -> Res<bool> {
-    let Some(v) = sys::getenv(c"NOTIFY_SOCKET") else { return Ok(false) };
+    let Some(v) = sys::getenv(c"NOTIFY_SOCKET") else {
+        return Ok(false);
+    };
     if v.is_empty() {
         return Ok(false);
     }
@@ -60,10 +62,18 @@ pub fn notify(state: &[u8]) -> Res<bool> {
 pub fn send_to(addr: &[u8], state: &[u8]) -> Res<()> {
     let (sa, len) = parse_addr(addr)?;
     // SAFETY: plain socket creation.
-    let fd = sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    let fd =
+        sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
     // SAFETY: state is a valid buffer; sa is a valid sockaddr_un of length len.
     let r = unsafe {
-        libc::sendto(fd, state.as_ptr().cast(), state.len(), libc::MSG_NOSIGNAL, (&sa as *const libc::sockaddr_un).cast(), len)
+        libc::sendto(
+            fd,
+            state.as_ptr().cast(),
+            state.len(),
+            libc::MSG_NOSIGNAL,
+            (&sa as *const libc::sockaddr_un).cast(),
+            len,
+        )
     };
     let e = Errno::last();
     sys::close(fd);
@@ -81,7 +91,8 @@ pub fn ready() -> Res<bool> {
 /// `RELOADING=1` with `MONOTONIC_USEC=<now>` as systemd's `Type=notify-reload` wants.
 pub fn reloading() -> Res<bool> {
     let mut b = sys::Buf::<64>::new();
-    b.push(b"RELOADING=1\nMONOTONIC_USEC=").push_u64(sys::now_us());
+    b.push(b"RELOADING=1\nMONOTONIC_USEC=")
+        .push_u64(sys::now_us());
     notify(b.as_bytes())
 }
 

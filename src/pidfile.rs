@@ -166,7 +166,14 @@ impl PidFile {
             return Err(Errno(libc::ENAMETOOLONG).into());
         }
         let mode = if mode == 0 { 0o644 } else { mode & 0o7777 };
-        let mut pf = PidFile { fd: -1, dev: 0, ino: 0, writer: 0, path: [0; PATH_MAX], path_len: 0 };
+        let mut pf = PidFile {
+            fd: -1,
+            dev: 0,
+            ino: 0,
+            writer: 0,
+            path: [0; PATH_MAX],
+            path_len: 0,
+        };
         // Remember the absolute path: remove() runs after the daemon's chdir("/").
         pf.path_len = sys::absolutize(bytes, &mut pf.path)?;
 
@@ -205,7 +212,10 @@ impl PidFile {
                 if !held || !Self::path_names(path, &st) {
                     continue; // the holder went away or the file was replaced: look again
                 }
-                return Err(OpenError { errno: Errno(libc::EEXIST), pid });
+                return Err(OpenError {
+                    errno: Errno(libc::EEXIST),
+                    pid,
+                });
             }
             // Locked: make sure the path still names this inode.
             if !Self::path_names(path, &st) {
@@ -427,7 +437,13 @@ pub fn kill(path: &CStr, sig: c_int) -> Res<i32> {
                 } else {
                     // SAFETY: pidfd_send_signal with our pidfd, a null siginfo and no flags.
                     let r = unsafe {
-                        libc::syscall(libc::SYS_pidfd_send_signal, pfd, sig, core::ptr::null::<u8>(), 0)
+                        libc::syscall(
+                            libc::SYS_pidfd_send_signal,
+                            pfd,
+                            sig,
+                            core::ptr::null::<u8>(),
+                            0,
+                        )
                     };
                     if r < 0 {
                         Err(Errno::last())
@@ -470,7 +486,10 @@ mod rust {
     }
 
     fn ctx(path: &Path, e: Errno) -> Error {
-        Error::Io { context: format!("pid file {}", path.display()), source: std::io::Error::from_raw_os_error(e.0) }
+        Error::Io {
+            context: format!("pid file {}", path.display()),
+            source: std::io::Error::from_raw_os_error(e.0),
+        }
     }
 
     /// The default PID file location for a program `name`: `$XDG_RUNTIME_DIR/NAME.pid` when that
@@ -500,11 +519,20 @@ mod rust {
             let path = path.as_ref().to_path_buf();
             let c = c_path(&path)?;
             match PidFile::open(&c, 0o644) {
-                Ok(inner) => Ok(Pidfile { inner: Some(inner), path }),
-                Err(OpenError { errno: Errno(libc::EEXIST), pid }) => {
-                    Err(Error::AlreadyRunning { pid: pid.max(0) as u32 })
-                }
-                Err(OpenError { errno: Errno(libc::EINVAL), .. }) => Err(Error::Io {
+                Ok(inner) => Ok(Pidfile {
+                    inner: Some(inner),
+                    path,
+                }),
+                Err(OpenError {
+                    errno: Errno(libc::EEXIST),
+                    pid,
+                }) => Err(Error::AlreadyRunning {
+                    pid: pid.max(0) as u32,
+                }),
+                Err(OpenError {
+                    errno: Errno(libc::EINVAL),
+                    ..
+                }) => Err(Error::Io {
                     context: format!("pid file {}: not a regular file", path.display()),
                     source: std::io::Error::from_raw_os_error(libc::EINVAL),
                 }),
@@ -514,7 +542,11 @@ mod rust {
         /// Writes this process's pid.
         pub fn write(&mut self) -> Result<(), Error> {
             let path = self.path.clone();
-            self.inner.as_mut().expect("open").write().map_err(|e| ctx(&path, e))
+            self.inner
+                .as_mut()
+                .expect("open")
+                .write()
+                .map_err(|e| ctx(&path, e))
         }
         /// The path.
         pub fn path(&self) -> &Path {
@@ -527,6 +559,10 @@ mod rust {
         /// Borrow the core handle (for the supervisor and upgrades).
         pub fn core(&self) -> &PidFile {
             self.inner.as_ref().expect("open")
+        }
+        /// Borrow the core handle mutably (the supervisor rewrites it on rollback).
+        pub fn core_mut(&mut self) -> &mut PidFile {
+            self.inner.as_mut().expect("open")
         }
         /// Closes without removing (in a forked child).
         pub fn close(mut self) {
@@ -552,8 +588,12 @@ mod rust {
             let path = path.as_ref();
             match kill(&c_path(path)?, sig) {
                 Ok(pid) => Ok(pid),
-                Err(Errno(libc::ESRCH)) => Err(Error::NotRunning { path: path.to_path_buf() }),
-                Err(Errno(libc::ENOENT)) => Err(Error::NotRunning { path: path.to_path_buf() }),
+                Err(Errno(libc::ESRCH)) => Err(Error::NotRunning {
+                    path: path.to_path_buf(),
+                }),
+                Err(Errno(libc::ENOENT)) => Err(Error::NotRunning {
+                    path: path.to_path_buf(),
+                }),
                 Err(e) => Err(ctx(path, e)),
             }
         }

@@ -27,7 +27,11 @@ struct LookupBuf {
 
 impl LookupBuf {
     fn new() -> Self {
-        LookupBuf { stack: [0; 16384], heap: core::ptr::null_mut(), size: 16384 }
+        LookupBuf {
+            stack: [0; 16384],
+            heap: core::ptr::null_mut(),
+            size: 16384,
+        }
     }
     fn ptr(&mut self) -> *mut c_char {
         if self.heap.is_null() {
@@ -71,12 +75,16 @@ pub struct User {
 
 impl User {
     fn name_cstr(&self) -> Option<&CStr> {
-        CStr::from_bytes_until_nul(&self.name).ok().filter(|c| !c.is_empty())
+        CStr::from_bytes_until_nul(&self.name)
+            .ok()
+            .filter(|c| !c.is_empty())
     }
 }
 
 fn numeric(s: &[u8]) -> Option<u32> {
-    sys::parse_u64(s).filter(|&v| v < u32::MAX as u64).map(|v| v as u32)
+    sys::parse_u64(s)
+        .filter(|&v| v < u32::MAX as u64)
+        .map(|v| v as u32)
 }
 
 /// Resolves a user name or number. `ESRCH` when unknown.
@@ -101,7 +109,11 @@ pub fn lookup_user(spec: &CStr) -> Res<User> {
             continue;
         }
         if found {
-            let mut u = User { uid: pw.pw_uid, gid: pw.pw_gid, name: [0; 256] };
+            let mut u = User {
+                uid: pw.pw_uid,
+                gid: pw.pw_gid,
+                name: [0; 256],
+            };
             // SAFETY: pw_name points into buf, NUL-terminated, valid until buf is dropped.
             let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_bytes();
             if name.len() < u.name.len() {
@@ -109,12 +121,21 @@ pub fn lookup_user(spec: &CStr) -> Res<User> {
             }
             return Ok(u);
         }
-        if rc != 0 && rc != libc::ENOENT && rc != libc::ESRCH && rc != libc::EBADF && rc != libc::EPERM {
+        if rc != 0
+            && rc != libc::ENOENT
+            && rc != libc::ESRCH
+            && rc != libc::EBADF
+            && rc != libc::EPERM
+        {
             return Err(Errno(rc));
         }
         // Not found: a numeric id is still a valid target.
         return match numeric(bytes) {
-            Some(uid) => Ok(User { uid, gid: uid, name: [0; 256] }),
+            Some(uid) => Ok(User {
+                uid,
+                gid: uid,
+                name: [0; 256],
+            }),
             None => Err(Errno(ERR_UNKNOWN_USER)),
         };
     }
@@ -144,7 +165,12 @@ pub fn lookup_group(spec: &CStr) -> Res<u32> {
         if found {
             return Ok(gid);
         }
-        if rc != 0 && rc != libc::ENOENT && rc != libc::ESRCH && rc != libc::EBADF && rc != libc::EPERM {
+        if rc != 0
+            && rc != libc::ENOENT
+            && rc != libc::ESRCH
+            && rc != libc::EBADF
+            && rc != libc::EPERM
+        {
             return Err(Errno(rc));
         }
         return Err(Errno(ERR_UNKNOWN_GROUP));
@@ -216,7 +242,11 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
         let already = uids.iter().all(|&x| x == u.uid)
             && gids.iter().all(|&x| x == gid)
             && same_set(&have[..nhave], &want[..nwant]);
-        return if already { Ok(()) } else { Err(Errno(ERR_NOT_ROOT)) };
+        return if already {
+            Ok(())
+        } else {
+            Err(Errno(ERR_NOT_ROOT))
+        };
     }
 
     let mut saved = [0 as libc::gid_t; MAX_GROUPS];
@@ -281,7 +311,9 @@ mod rust {
         drop_to(&cu, cg.as_deref()).map_err(|e| match e.0 {
             ERR_UNKNOWN_USER => Error::UnknownUser(user.to_string()),
             ERR_UNKNOWN_GROUP => Error::UnknownGroup(group.unwrap_or("").to_string()),
-            ERR_NOT_ROOT => Error::NotRoot { user: user.to_string() },
+            ERR_NOT_ROOT => Error::NotRoot {
+                user: user.to_string(),
+            },
             n => Error::Io {
                 context: format!("cannot switch to user '{user}'"),
                 source: std::io::Error::from_raw_os_error(n),

@@ -17,7 +17,10 @@ fn check(resource: c_int) -> Res<()> {
 /// `(soft, hard)` of `resource`.
 pub fn get(resource: c_int) -> Res<(u64, u64)> {
     check(resource)?;
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: rl is a valid out-pointer and resource is in range.
     sys::cvt(unsafe { libc::getrlimit(resource as _, &mut rl) })?;
     Ok((rl.rlim_cur as u64, rl.rlim_max as u64))
@@ -30,7 +33,10 @@ pub fn set(resource: c_int, soft: u64, hard: u64) -> Res<()> {
     if soft > hard {
         return Err(Errno(libc::EINVAL));
     }
-    let rl = libc::rlimit { rlim_cur: soft as _, rlim_max: hard as _ };
+    let rl = libc::rlimit {
+        rlim_cur: soft as _,
+        rlim_max: hard as _,
+    };
     // SAFETY: rl is a valid rlimit and resource is in range.
     sys::cvt(unsafe { libc::setrlimit(resource as _, &rl) })?;
     Ok(())

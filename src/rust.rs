@@ -32,3 +32,6 @@ pub fn get_rlimit(resource: i32) -> io::Result<(u64, u64)> {
 pub fn set_cloexec(fd: impl std::os::fd::AsRawFd, on: bool) -> io::Result<()> {
     crate::fds::set_cloexec(fd.as_raw_fd(), on).map_err(|e| io_err("fcntl", e))
 }
+pub use crate::exec::rust::{reexec, self_argv, upgrade, CArgv};
+pub use crate::supervisor::rust::{Event, Prefork};
+pub use crate::supervisor::{event, Outcome};

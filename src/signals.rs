@@ -11,12 +11,14 @@ use crate::sys::{self, Errno, Res};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// Signals 1..=64 map to bits 0..=63.
 static PENDING: AtomicU64 = AtomicU64::new(0);
 /// Signals registered through this module (same bit layout).
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
+/// Deliveries per signal since the last [`take_count`] (TTIN ×5 must mean five).
+static COUNTS: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
 static PIPE_R: AtomicI32 = AtomicI32::new(-1);
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 /// Serializes open/add/close (not used by the handler).
@@ -29,7 +31,10 @@ static OLD: OldActions = OldActions(UnsafeCell::new([const { MaybeUninit::uninit
 
 struct Guard;
 fn lock() -> Guard {
-    while LOCK.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+    while LOCK
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
         core::hint::spin_loop();
     }
     Guard
@@ -53,6 +58,7 @@ pub fn catchable(sig: c_int) -> bool {
 extern "C" fn on_signal(sig: c_int) {
     let saved = sys::get_errno();
     if (1..=64).contains(&sig) {
+        COUNTS[sig as usize].fetch_add(1, Ordering::SeqCst);
         PENDING.fetch_or(bit(sig), Ordering::SeqCst);
         let fd = PIPE_W.load(Ordering::SeqCst);
         if fd >= 0 {
@@ -148,6 +154,16 @@ pub fn next() -> c_int {
     }
 }
 
+/// How many times `sig` was delivered since the last call (at least the once [`next`]
+/// reported). [`next`] reports a kind once however often it arrived; a caller that must act
+/// on each delivery (TTIN/TTOU) asks here.
+pub fn take_count(sig: c_int) -> u32 {
+    if !(1..=64).contains(&sig) {
+        return 0;
+    }
+    COUNTS[sig as usize].swap(0, Ordering::SeqCst)
+}
+
 /// Waits up to `timeout_ms` (negative: forever) for a signal and returns it, or 0 on timeout.
 /// `EBADF` when no signal is registered.
 pub fn wait(timeout_ms: i64) -> Res<c_int> {
@@ -155,7 +171,11 @@ pub fn wait(timeout_ms: i64) -> Res<c_int> {
     if fd < 0 {
         return Err(Errno(libc::EBADF));
     }
-    let deadline = if timeout_ms >= 0 { Some(sys::now_ms() + timeout_ms as u64) } else { None };
+    let deadline = if timeout_ms >= 0 {
+        Some(sys::now_ms() + timeout_ms as u64)
+    } else {
+        None
+    };
     loop {
         let s = next();
         if s != 0 {
@@ -193,6 +213,9 @@ pub fn close() {
     sys::close(PIPE_W.swap(-1, Ordering::SeqCst));
     sys::close(PIPE_R.swap(-1, Ordering::SeqCst));
     PENDING.store(0, Ordering::SeqCst);
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
 }
 
 /// For a freshly forked child: every disposition back to `SIG_DFL`, the signal mask emptied,
@@ -219,6 +242,9 @@ pub fn reset_child() {
     }
     REGISTERED.store(0, Ordering::SeqCst);
     PENDING.store(0, Ordering::SeqCst);
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
     sys::close(PIPE_W.swap(-1, Ordering::SeqCst));
     sys::close(PIPE_R.swap(-1, Ordering::SeqCst));
     // A child forked while another thread held LOCK must not inherit it held.
@@ -267,14 +293,19 @@ mod rust {
             let fd = open(sigs).map_err(|e| {
                 io::Error::new(
                     io::Error::from_raw_os_error(e.0).kind(),
-                    format!("cannot register signals {sigs:?}: {}", io::Error::from_raw_os_error(e.0)),
+                    format!(
+                        "cannot register signals {sigs:?}: {}",
+                        io::Error::from_raw_os_error(e.0)
+                    ),
                 )
             })?;
             Ok(Signals { fd })
         }
         /// Adds more signals to the same pipe.
         pub fn add(&self, sigs: &[c_int]) -> io::Result<()> {
-            open(sigs).map(|_| ()).map_err(|e| io::Error::from_raw_os_error(e.0))
+            open(sigs)
+                .map(|_| ())
+                .map_err(|e| io::Error::from_raw_os_error(e.0))
         }
         /// The readable fd to watch in an event loop.
         pub fn as_fd(&self) -> BorrowedFd<'_> {

@@ -90,7 +90,15 @@ struct Slot {
     index: u32,
 }
 
-const EMPTY: Slot = Slot { pid: 0, ready_fd: -1, started: 0, ready: false, stopping: false, generation: 0, index: 0 };
+const EMPTY: Slot = Slot {
+    pid: 0,
+    ready_fd: -1,
+    started: 0,
+    ready: false,
+    stopping: false,
+    generation: 0,
+    index: 0,
+};
 
 /// A supervisor's configuration and state. Create with [`Supervisor::new`], configure, then
 /// [`Supervisor::run`].
@@ -250,20 +258,36 @@ impl Supervisor {
     /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
     /// happens or the next deadline.
     fn wait(&mut self, sigfd: c_int) -> Res<()> {
-        let mut pfds = [libc::pollfd { fd: -1, events: 0, revents: 0 }; MAX_WORKERS + 2];
+        let mut pfds = [libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        }; MAX_WORKERS + 2];
         let mut map = [usize::MAX; MAX_WORKERS + 2];
-        pfds[0] = libc::pollfd { fd: sigfd, events: libc::POLLIN, revents: 0 };
+        pfds[0] = libc::pollfd {
+            fd: sigfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         let mut n = 1;
         for (i, s) in self.slots.iter().enumerate() {
             if s.pid > 0 && s.ready_fd >= 0 {
-                pfds[n] = libc::pollfd { fd: s.ready_fd, events: libc::POLLIN, revents: 0 };
+                pfds[n] = libc::pollfd {
+                    fd: s.ready_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
                 map[n] = i;
                 n += 1;
             }
         }
         let up = n;
         if let Some((_, fd, _)) = self.upgrade {
-            pfds[n] = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            pfds[n] = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
             n += 1;
         }
         let now = sys::now_ms();
@@ -337,7 +361,11 @@ impl Supervisor {
         let now = sys::now_ms();
         for i in 0..MAX_WORKERS {
             let s = self.slots[i];
-            if s.pid > 0 && !s.ready && !s.stopping && now >= s.started + self.ready_timeout_ms as u64 {
+            if s.pid > 0
+                && !s.ready
+                && !s.stopping
+                && now >= s.started + self.ready_timeout_ms as u64
+            {
                 self.mark_ready(i, -1);
             }
         }
@@ -345,8 +373,14 @@ impl Supervisor {
 
     fn check_announce(&mut self) {
         let cur = self.generation;
-        let ready_now = self.live().filter(|s| !s.stopping && s.ready && s.generation == cur).count();
-        let old = self.live().filter(|s| !s.stopping && s.generation < cur).count();
+        let ready_now = self
+            .live()
+            .filter(|s| !s.stopping && s.ready && s.generation == cur)
+            .count();
+        let old = self
+            .live()
+            .filter(|s| !s.stopping && s.generation < cur)
+            .count();
         if !self.announced && ready_now >= self.workers as usize {
             self.announced = true;
             if let Err(e) = daemon::ready() {
@@ -372,15 +406,13 @@ impl Supervisor {
                 self.emit(event::RELOADING, self.master, self.generation as i32);
             }
             libc::SIGTTIN if !self.stopping => {
-                if (self.workers as usize) < MAX_WORKERS {
-                    self.workers += 1;
-                }
+                let n = signals::take_count(s).max(1);
+                self.workers = (self.workers + n).min(MAX_WORKERS as u32);
                 self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
             }
             libc::SIGTTOU if !self.stopping => {
-                if self.workers > 1 {
-                    self.workers -= 1;
-                }
+                let n = signals::take_count(s).max(1);
+                self.workers = self.workers.saturating_sub(n).max(1);
                 self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
             }
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
@@ -391,7 +423,11 @@ impl Supervisor {
                 }
             }
             libc::SIGUSR1 => {
-                let r = if fds::log_active() { fds::log_reopen().map_or_else(|e| e.neg(), |_| 0) } else { 0 };
+                let r = if fds::log_active() {
+                    fds::log_reopen().map_or_else(|e| e.neg(), |_| 0)
+                } else {
+                    0
+                };
                 for s in self.live() {
                     let _ = signals::send(s.pid, libc::SIGUSR1);
                 }
@@ -438,7 +474,12 @@ impl Supervisor {
             // SAFETY: the caller's PID file handle outlives the run.
             unsafe { &*self.pidfile }.fd()
         };
-        let spec = exec::Spec { argv: self.upgrade_argv, fds: &self.listeners[..self.nlisteners], names: self.names(), pidfile_fd: pf };
+        let spec = exec::Spec {
+            argv: self.upgrade_argv,
+            fds: &self.listeners[..self.nlisteners],
+            names: self.names(),
+            pidfile_fd: pf,
+        };
         match exec::spawn(&spec) {
             Ok((pid, fd)) => {
                 let _ = sys::set_nonblock(fd);
@@ -450,7 +491,9 @@ impl Supervisor {
     }
 
     fn upgrade_event(&mut self) {
-        let Some((pid, fd, _)) = self.upgrade.take() else { return };
+        let Some((pid, fd, _)) = self.upgrade.take() else {
+            return;
+        };
         let mut msg = [0u8; MAX_MESSAGE];
         let r = exec::wait_ready(pid, fd, 1000, &mut msg);
         self.upgrade_done(pid, r, &msg);
@@ -529,10 +572,15 @@ impl Supervisor {
         let now = sys::now_ms();
         let target = self.workers as usize;
         let cur = self.generation;
-        let old = self.live().filter(|s| !s.stopping && s.generation < cur).count();
+        let old = self
+            .live()
+            .filter(|s| !s.stopping && s.generation < cur)
+            .count();
         let active = self.active();
         if old > 0 {
-            let starting = self.live().any(|s| !s.stopping && s.generation == cur && !s.ready);
+            let starting = self
+                .live()
+                .any(|s| !s.stopping && s.generation == cur && !s.ready);
             if starting {
                 return;
             }
@@ -563,11 +611,15 @@ impl Supervisor {
     }
 
     fn oldest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
-        (0..MAX_WORKERS).filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i])).min_by_key(|&i| self.slots[i].started)
+        (0..MAX_WORKERS)
+            .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i]))
+            .min_by_key(|&i| self.slots[i].started)
     }
 
     fn newest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
-        (0..MAX_WORKERS).filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i])).max_by_key(|&i| self.slots[i].started)
+        (0..MAX_WORKERS)
+            .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i]))
+            .max_by_key(|&i| self.slots[i].started)
     }
 
     fn stop_one(&mut self, i: usize) {
@@ -576,7 +628,9 @@ impl Supervisor {
     }
 
     fn spawn(&mut self) -> Res<()> {
-        let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else { return Err(Errno(libc::EAGAIN)) };
+        let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else {
+            return Err(Errno(libc::EAGAIN));
+        };
         let mut index = 0u32;
         while self.live().any(|s| !s.stopping && s.index == index) {
             index += 1;
@@ -584,7 +638,11 @@ impl Supervisor {
         let mut prepared = if self.exec_argv.is_null() {
             None
         } else {
-            match exec::prepare_worker(self.exec_argv, &self.listeners[..self.nlisteners], self.names()) {
+            match exec::prepare_worker(
+                self.exec_argv,
+                &self.listeners[..self.nlisteners],
+                self.names(),
+            ) {
                 Ok(p) => Some(p),
                 Err(e) => {
                     self.next_spawn = sys::now_ms() + 1000;
@@ -608,13 +666,27 @@ impl Supervisor {
         }
         sys::close(w);
         let _ = sys::set_nonblock(r);
-        self.slots[slot] = Slot { pid, ready_fd: r, started: sys::now_ms(), ready: false, stopping: false, generation: self.generation, index };
+        self.slots[slot] = Slot {
+            pid,
+            ready_fd: r,
+            started: sys::now_ms(),
+            ready: false,
+            stopping: false,
+            generation: self.generation,
+            index,
+        };
         self.emit(event::SPAWNED, pid, index as i32);
         Ok(())
     }
 
     /// The worker side of the fork. Never returns.
-    fn child(&mut self, r: c_int, w: c_int, index: u32, prepared: Option<&mut exec::Prepared>) -> ! {
+    fn child(
+        &mut self,
+        r: c_int,
+        w: c_int,
+        index: u32,
+        prepared: Option<&mut exec::Prepared>,
+    ) -> ! {
         // Die with the master; and if it already died, do not start at all.
         // SAFETY: prctl/getppid with plain arguments.
         unsafe {
@@ -671,26 +743,34 @@ pub fn default_log(kind: i32, pid: i32, value: i32) {
     };
     match kind {
         event::SPAWNED => {
-            b.push(b"worker ").push_u64(pid as u64).push(b" started (index ");
+            b.push(b"worker ")
+                .push_u64(pid as u64)
+                .push(b" started (index ");
             num(&mut b, value);
             b.push(b")");
         }
         event::EXITED => {
             b.push(b"worker ").push_u64(pid as u64);
             if libc::WIFSIGNALED(value) {
-                b.push(b" killed by signal ").push_u64(libc::WTERMSIG(value) as u64);
+                b.push(b" killed by signal ")
+                    .push_u64(libc::WTERMSIG(value) as u64);
             } else {
-                b.push(b" exited with status ").push_u64(libc::WEXITSTATUS(value) as u64);
+                b.push(b" exited with status ")
+                    .push_u64(libc::WEXITSTATUS(value) as u64);
             }
         }
         event::RESPAWN_DELAYED => {
-            b.push(b"worker crashed at start; next start in ").push_u64(value as u64).push(b" ms");
+            b.push(b"worker crashed at start; next start in ")
+                .push_u64(value as u64)
+                .push(b" ms");
         }
         event::WORKER_READY => {
             b.push(b"worker ").push_u64(pid as u64).push(b" ready");
         }
         event::READY => {
-            b.push(b"master ").push_u64(pid as u64).push(b" ready with ");
+            b.push(b"master ")
+                .push_u64(pid as u64)
+                .push(b" ready with ");
             num(&mut b, value);
             b.push(b" workers");
         }
@@ -709,13 +789,19 @@ pub fn default_log(kind: i32, pid: i32, value: i32) {
             b.push(b" ms");
         }
         event::KILLED => {
-            b.push(b"worker ").push_u64(pid as u64).push(b" killed after the graceful timeout");
+            b.push(b"worker ")
+                .push_u64(pid as u64)
+                .push(b" killed after the graceful timeout");
         }
         event::UPGRADE_STARTED => {
-            b.push(b"upgrade: new generation ").push_u64(pid as u64).push(b" started");
+            b.push(b"upgrade: new generation ")
+                .push_u64(pid as u64)
+                .push(b" started");
         }
         event::UPGRADE_READY => {
-            b.push(b"upgrade: new generation ").push_u64(pid as u64).push(b" ready; draining the old one");
+            b.push(b"upgrade: new generation ")
+                .push_u64(pid as u64)
+                .push(b" ready; draining the old one");
         }
         event::UPGRADE_FAILED => {
             b.push(b"upgrade failed (");
@@ -736,7 +822,9 @@ pub fn default_log(kind: i32, pid: i32, value: i32) {
             num(&mut b, value);
         }
         event::WORKER_FAILED => {
-            b.push(b"worker ").push_u64(pid as u64).push(b" failed to start (code ");
+            b.push(b"worker ")
+                .push_u64(pid as u64)
+                .push(b" failed to start (code ");
             num(&mut b, value);
             b.push(b")");
         }
@@ -747,4 +835,172 @@ pub fn default_log(kind: i32, pid: i32, value: i32) {
     }
     b.push(b"\n");
     let _ = sys::write_all(2, b.as_bytes());
+}
+
+/// The Rust layer: the supervisor with closures.
+#[cfg(feature = "std")]
+pub mod rust {
+    use super::*;
+    use crate::exec::rust::CArgv;
+    use std::ffi::{CString, OsStr};
+    use std::io;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    /// A supervisor event (see [`event`] for the kinds and the meaning of `pid`/`value`).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Event {
+        pub kind: i32,
+        pub pid: i32,
+        pub value: i32,
+    }
+
+    type WorkerBox<'a> = Box<dyn FnMut(u32) -> i32 + 'a>;
+    type HookBox<'a> = Box<dyn FnMut(u32) + 'a>;
+    type EventBox<'a> = Box<dyn FnMut(Event) + 'a>;
+
+    extern "C" fn worker_tramp(ctx: *mut c_void, index: u32) -> c_int {
+        // SAFETY: ctx points to the WorkerBox owned by the Prefork that is running.
+        let f = unsafe { &mut *(ctx as *mut WorkerBox) };
+        f(index)
+    }
+    extern "C" fn hook_tramp(ctx: *mut c_void, index: u32) {
+        // SAFETY: ctx points to the HookBox owned by the running Prefork.
+        let f = unsafe { &mut *(ctx as *mut HookBox) };
+        f(index)
+    }
+    extern "C" fn event_tramp(ctx: *mut c_void, kind: c_int, pid: i32, value: i32) {
+        // SAFETY: ctx points to the EventBox owned by the running Prefork.
+        let f = unsafe { &mut *(ctx as *mut EventBox) };
+        f(Event { kind, pid, value })
+    }
+
+    /// A prefork master built from closures.
+    ///
+    /// ```no_run
+    /// use daemonkit::supervisor::rust::Prefork;
+    /// let listener = daemonkit::rust::bind_tcp("127.0.0.1:0", false).unwrap();
+    /// let outcome = Prefork::new(4)
+    ///     .listener(&listener)
+    ///     .run(|_index| { /* serve on `listener`, call daemonkit::ready() */ 0 })
+    ///     .unwrap();
+    /// # let _ = outcome;
+    /// ```
+    pub struct Prefork<'a> {
+        core: Box<Supervisor>,
+        hook: Option<Box<HookBox<'a>>>,
+        events: Option<Box<EventBox<'a>>>,
+        upgrade: Option<CArgv>,
+        exec: Option<CArgv>,
+        names: Option<CString>,
+        pidfile: Option<&'a mut crate::Pidfile>,
+        error: Option<io::Error>,
+    }
+
+    impl<'a> Prefork<'a> {
+        /// A master for `workers` workers (1..=256).
+        pub fn new(workers: u32) -> Self {
+            let mut core = Box::new(Supervisor::new());
+            core.workers = workers;
+            Prefork {
+                core,
+                hook: None,
+                events: None,
+                upgrade: None,
+                exec: None,
+                names: None,
+                pidfile: None,
+                error: None,
+            }
+        }
+        /// Graceful stop timeout (default 30 s).
+        pub fn graceful_timeout(mut self, t: Duration) -> Self {
+            self.core.graceful_ms = t.as_millis().min(u32::MAX as u128) as u32;
+            self
+        }
+        /// How long a worker may take to call `daemonkit::ready()` (default 2 s).
+        pub fn ready_timeout(mut self, t: Duration) -> Self {
+            self.core.ready_timeout_ms = t.as_millis().min(u32::MAX as u128) as u32;
+            self
+        }
+        /// A listener the workers inherit and an upgrade passes on.
+        pub fn listener(mut self, fd: &impl AsRawFd) -> Self {
+            if let Err(e) = self.core.add_listener(fd.as_raw_fd()) {
+                self.error = Some(io::Error::from_raw_os_error(e.0));
+            }
+            self
+        }
+        /// `LISTEN_FDNAMES` for upgrades and exec'd workers.
+        pub fn listen_names(mut self, names: &str) -> Self {
+            self.names = CString::new(names).ok();
+            self
+        }
+        /// The PID file: unlinked after a graceful stop, handed over on upgrade.
+        pub fn pidfile(mut self, pf: &'a mut crate::Pidfile) -> Self {
+            self.pidfile = Some(pf);
+            self
+        }
+        /// Enables USR2 upgrades to `argv` (see [`crate::exec::rust::self_argv`]).
+        pub fn upgrade<S: AsRef<OsStr>>(mut self, argv: &[S], timeout: Duration) -> Self {
+            match CArgv::new(argv) {
+                Ok(a) => self.upgrade = Some(a),
+                Err(e) => self.error = Some(e),
+            }
+            self.core.upgrade_timeout_ms = timeout.as_millis().clamp(1, u32::MAX as u128) as u32;
+            self
+        }
+        /// Runs `argv` in each worker instead of a closure (listeners as `LISTEN_FDS`).
+        pub fn exec<S: AsRef<OsStr>>(mut self, argv: &[S]) -> Self {
+            match CArgv::new(argv) {
+                Ok(a) => self.exec = Some(a),
+                Err(e) => self.error = Some(e),
+            }
+            self
+        }
+        /// A hook run in each worker right after the fork.
+        pub fn post_fork(mut self, f: impl FnMut(u32) + 'a) -> Self {
+            self.hook = Some(Box::new(Box::new(f)));
+            self
+        }
+        /// Receives every event (default: one line each on stderr).
+        pub fn on_event(mut self, f: impl FnMut(Event) + 'a) -> Self {
+            self.events = Some(Box::new(Box::new(f)));
+            self
+        }
+        /// Runs the master until a graceful stop or a completed upgrade. `worker` runs in each
+        /// forked worker; its return value is the worker's exit status.
+        pub fn run(mut self, worker: impl FnMut(u32) -> i32 + 'a) -> io::Result<Outcome> {
+            if let Some(e) = self.error.take() {
+                return Err(e);
+            }
+            let mut w: Box<WorkerBox> = Box::new(Box::new(worker));
+            if self.exec.is_none() {
+                self.core.worker = Some((worker_tramp, (&mut *w as *mut WorkerBox).cast()));
+            }
+            if let Some(h) = self.hook.as_mut() {
+                self.core.post_fork = Some((hook_tramp, (&mut **h as *mut HookBox).cast()));
+            }
+            if let Some(e) = self.events.as_mut() {
+                self.core.on_event = Some((event_tramp, (&mut **e as *mut EventBox).cast()));
+            }
+            if let Some(a) = &self.upgrade {
+                self.core.upgrade_argv = a.as_ptr();
+            }
+            if let Some(a) = &self.exec {
+                self.core.exec_argv = a.as_ptr();
+            }
+            if let Some(n) = &self.names {
+                self.core.names = n.as_ptr();
+            }
+            if let Some(pf) = self.pidfile.as_mut() {
+                self.core.pidfile = pf.core_mut();
+            }
+            let r = self.core.run().map_err(|e| {
+                let os = io::Error::from_raw_os_error(e.0);
+                io::Error::new(os.kind(), format!("supervisor: {os}"))
+            });
+            drop(w);
+            r
+        }
+    }
 }

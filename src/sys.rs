@@ -178,7 +178,11 @@ pub struct Buf<const N: usize> {
 
 impl<const N: usize> Buf<N> {
     pub const fn new() -> Self {
-        Buf { data: [0; N], len: 0, overflow: false }
+        Buf {
+            data: [0; N],
+            len: 0,
+            overflow: false,
+        }
     }
     pub fn push(&mut self, s: &[u8]) -> &mut Self {
         let room = N.saturating_sub(self.len);
@@ -221,7 +225,10 @@ impl<const N: usize> Default for Buf<N> {
 
 /// Monotonic clock in milliseconds. Async-signal-safe.
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -229,7 +236,10 @@ pub fn now_ms() -> u64 {
 
 /// Monotonic clock in microseconds (for `MONOTONIC_USEC`).
 pub fn now_us() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
@@ -237,9 +247,15 @@ pub fn now_us() -> u64 {
 
 /// Sleeps for `ms` milliseconds, resuming after signals.
 pub fn sleep_ms(ms: u64) {
-    let mut ts = libc::timespec { tv_sec: (ms / 1000) as _, tv_nsec: ((ms % 1000) * 1_000_000) as _ };
+    let mut ts = libc::timespec {
+        tv_sec: (ms / 1000) as _,
+        tv_nsec: ((ms % 1000) * 1_000_000) as _,
+    };
     loop {
-        let mut rem = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        let mut rem = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
         // SAFETY: both pointers are valid timespecs.
         let r = unsafe { libc::nanosleep(&ts, &mut rem) };
         if r == 0 || get_errno() != libc::EINTR {
@@ -252,9 +268,17 @@ pub fn sleep_ms(ms: u64) {
 /// Polls one fd for `events`, retrying EINTR with the remaining time. Returns the revents
 /// (0 on timeout). `timeout_ms < 0` waits forever.
 pub fn poll_one(fd: c_int, events: i16, timeout_ms: i64) -> Res<i16> {
-    let deadline = if timeout_ms >= 0 { Some(now_ms() + timeout_ms as u64) } else { None };
+    let deadline = if timeout_ms >= 0 {
+        Some(now_ms() + timeout_ms as u64)
+    } else {
+        None
+    };
     loop {
-        let mut p = libc::pollfd { fd, events, revents: 0 };
+        let mut p = libc::pollfd {
+            fd,
+            events,
+            revents: 0,
+        };
         let t = match deadline {
             None => -1,
             Some(d) => d.saturating_sub(now_ms()).min(i32::MAX as u64) as c_int,
@@ -295,7 +319,11 @@ pub fn unsetenv(name: &CStr) {
 pub fn set_cloexec(fd: c_int, on: bool) -> Res<()> {
     // SAFETY: fcntl on an integer fd; errors are reported through errno.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
-    let new = if on { flags | libc::FD_CLOEXEC } else { flags & !libc::FD_CLOEXEC };
+    let new = if on {
+        flags | libc::FD_CLOEXEC
+    } else {
+        flags & !libc::FD_CLOEXEC
+    };
     if new != flags {
         // SAFETY: as above.
         cvt(unsafe { libc::fcntl(fd, libc::F_SETFD, new) })?;
@@ -356,7 +384,10 @@ fn close_range(lo: u32, hi: u32) {
         return;
     }
     // Old kernel: close what is open in the range, bounded by the fd table size.
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: rl is a valid out-pointer.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) };
     let max = (rl.rlim_cur.min(1 << 20) as u32).max(1024);

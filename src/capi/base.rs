@@ -156,7 +156,11 @@ pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32
 /// file: nobody is signalled); `-ENOENT` no file; `-EAGAIN` the holder has not written its
 /// pid; `-EINVAL` NULL path, bad signal, not a regular file; `-EPERM` not allowed to signal.
 #[no_mangle]
-pub unsafe extern "C" fn dk_pidfile_kill(path: *const c_char, sig: c_int, pid_out: *mut i32) -> c_int {
+pub unsafe extern "C" fn dk_pidfile_kill(
+    path: *const c_char,
+    sig: c_int,
+    pid_out: *mut i32,
+) -> c_int {
     if !pid_out.is_null() {
         // SAFETY: non-NULL out-pointer.
         unsafe { *pid_out = 0 };
@@ -201,7 +205,11 @@ pub const DK_ERR_VERIFY: c_int = -131;
 /// switch happened but did not verify: the caller must exit. `-EINVAL` for NULL `user` or
 /// unknown flags, `-ENAMETOOLONG` for a name over 255 bytes.
 #[no_mangle]
-pub unsafe extern "C" fn dk_privileges_drop(user: *const c_char, group: *const c_char, flags: u32) -> c_int {
+pub unsafe extern "C" fn dk_privileges_drop(
+    user: *const c_char,
+    group: *const c_char,
+    flags: u32,
+) -> c_int {
     if flags != 0 {
         return -libc::EINVAL;
     }
@@ -225,7 +233,11 @@ pub unsafe extern "C" fn dk_privileges_drop(user: *const c_char, group: *const c
 /// Resolves a user name or number to its uid and primary gid (either out-pointer may be
 /// NULL). Returns 0, `DK_ERR_UNKNOWN_USER` (-ESRCH), `-EINVAL` for NULL `user`.
 #[no_mangle]
-pub unsafe extern "C" fn dk_user_lookup(user: *const c_char, uid_out: *mut u32, gid_out: *mut u32) -> c_int {
+pub unsafe extern "C" fn dk_user_lookup(
+    user: *const c_char,
+    uid_out: *mut u32,
+    gid_out: *mut u32,
+) -> c_int {
     // SAFETY: user is NULL or a C string.
     let u = match unsafe { sys::cstr_arg(user, 256) } {
         Ok(u) => u,
@@ -341,7 +353,11 @@ pub extern "C" fn dk_fd_set_cloexec(fd: c_int, on: c_int) -> c_int {
 /// `n_keep` is 0. `-EINVAL` for a negative `first`, NULL `keep` with `n_keep` > 0, or more
 /// than 1024 kept fds.
 #[no_mangle]
-pub unsafe extern "C" fn dk_fd_close_from(first: c_int, keep: *const c_int, n_keep: usize) -> c_int {
+pub unsafe extern "C" fn dk_fd_close_from(
+    first: c_int,
+    keep: *const c_int,
+    n_keep: usize,
+) -> c_int {
     // SAFETY: keep is NULL or n_keep readable ints.
     match unsafe { int_slice(keep, n_keep) } {
         Ok(k) => ret(fds::close_range_except(first, k)),
@@ -433,7 +449,6 @@ pub extern "C" fn dk_signal_reset_child() -> c_int {
 pub extern "C" fn dk_signal_ignore_sigpipe() -> c_int {
     ret(signals::ignore_sigpipe())
 }
-
 
 /// The fd of a handle (for the other C ABI files).
 pub(crate) fn pidfile_fd_of(h: &dk_pidfile) -> c_int {

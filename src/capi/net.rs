@@ -41,7 +41,12 @@ pub unsafe extern "C" fn dk_listen_tcp(addr: *const c_char, backlog: c_int, flag
 /// untouched. Flags: `DK_LISTEN_INHERIT`. Returns the fd. Errors: `-EINVAL` NULL, relative or
 /// empty path, unknown flags; `-ENAMETOOLONG` longer than 107 bytes; bind/listen errnos.
 #[no_mangle]
-pub unsafe extern "C" fn dk_listen_unix(path: *const c_char, mode: u32, backlog: c_int, flags: u32) -> c_int {
+pub unsafe extern "C" fn dk_listen_unix(
+    path: *const c_char,
+    mode: u32,
+    backlog: c_int,
+    flags: u32,
+) -> c_int {
     // SAFETY: path_ is NULL or a C string.
     match unsafe { path_arg(path) } {
         Ok(p) => match listen::unix(p, mode, backlog, flags) {
@@ -156,7 +161,13 @@ pub unsafe extern "C" fn dk_watchdog_usec(usec: *mut u64) -> c_int {
 /// 253) over the connected Unix socket `sock` (`SCM_RIGHTS`). Returns the bytes sent, or
 /// `-EINVAL` (NULL data, len 0, too many fds), `-EBADF`, `-ENOTSOCK`, `-EPIPE`.
 #[no_mangle]
-pub unsafe extern "C" fn dk_fd_send(sock: c_int, data: *const u8, len: usize, fds: *const c_int, n_fds: usize) -> c_int {
+pub unsafe extern "C" fn dk_fd_send(
+    sock: c_int,
+    data: *const u8,
+    len: usize,
+    fds: *const c_int,
+    n_fds: usize,
+) -> c_int {
     if data.is_null() || len == 0 || n_fds > listen::MAX_PASS_FDS {
         return -libc::EINVAL;
     }
@@ -179,7 +190,13 @@ pub unsafe extern "C" fn dk_fd_send(sock: c_int, data: *const u8, len: usize, fd
 /// were truncated (the fds that did arrive are closed); `-EINVAL` NULL arguments; `-EAGAIN`
 /// on a non-blocking socket with nothing to read.
 #[no_mangle]
-pub unsafe extern "C" fn dk_fd_recv(sock: c_int, buf: *mut u8, len: usize, fds: *mut c_int, n_fds: *mut usize) -> c_int {
+pub unsafe extern "C" fn dk_fd_recv(
+    sock: c_int,
+    buf: *mut u8,
+    len: usize,
+    fds: *mut c_int,
+    n_fds: *mut usize,
+) -> c_int {
     if buf.is_null() || len == 0 || n_fds.is_null() {
         return -libc::EINVAL;
     }
@@ -192,7 +209,11 @@ pub unsafe extern "C" fn dk_fd_recv(sock: c_int, buf: *mut u8, len: usize, fds: 
     let (b, f) = unsafe {
         (
             core::slice::from_raw_parts_mut(buf, len.min(1 << 20)),
-            if cap == 0 { &mut [][..] } else { core::slice::from_raw_parts_mut(fds, cap) },
+            if cap == 0 {
+                &mut [][..]
+            } else {
+                core::slice::from_raw_parts_mut(fds, cap)
+            },
         )
     };
     // SAFETY: n_fds is non-NULL.
@@ -206,4 +227,3 @@ pub unsafe extern "C" fn dk_fd_recv(sock: c_int, buf: *mut u8, len: usize, fds: 
         Err(e) => e.neg(),
     }
 }
-

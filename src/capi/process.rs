@@ -69,7 +69,13 @@ pub unsafe extern "C" fn dk_daemonize(
             Err(e) => return e.neg(),
         }
     };
-    let o = Options { flags, keep, chdir, umask: umask_value, timeout_ms };
+    let o = Options {
+        flags,
+        keep,
+        chdir,
+        umask: umask_value,
+        timeout_ms,
+    };
     match daemon::daemonize(&o) {
         Ok(role) => role as c_int,
         Err(e) => e.neg(),
@@ -125,7 +131,12 @@ unsafe fn spec<'a>(
     };
     // SAFETY: pf is NULL or a live handle.
     let pidfile_fd = unsafe { pf.as_ref() }.map_or(-1, |h| super::base::pidfile_fd_of(h));
-    Ok(Spec { argv, fds, names, pidfile_fd })
+    Ok(Spec {
+        argv,
+        fds,
+        names,
+        pidfile_fd,
+    })
 }
 
 /// Replaces the running program with a fresh image of `argv` (NULL-terminated; `argv[0]` is

@@ -81,7 +81,9 @@ pub unsafe extern "C" fn dk_supervisor_new(out: *mut *mut dk_supervisor) -> c_in
     if out.is_null() {
         return -libc::EINVAL;
     }
-    match super::new_handle(dk_supervisor { inner: Supervisor::new() }) {
+    match super::new_handle(dk_supervisor {
+        inner: Supervisor::new(),
+    }) {
         Some(h) => {
             // SAFETY: out is a valid out-pointer.
             unsafe { *out = h };
@@ -142,7 +144,11 @@ pub extern "C" fn dk_supervisor_set_ready_timeout(sv: *mut dk_supervisor, ms: u3
 
 /// Sets the worker entry `f` with its context. `-EINVAL` for a NULL `f` or handle.
 #[no_mangle]
-pub extern "C" fn dk_supervisor_set_worker(sv: *mut dk_supervisor, f: dk_worker_fn, ctx: *mut c_void) -> c_int {
+pub extern "C" fn dk_supervisor_set_worker(
+    sv: *mut dk_supervisor,
+    f: dk_worker_fn,
+    ctx: *mut c_void,
+) -> c_int {
     with(sv, |s| match f {
         Some(f) => {
             s.worker = Some((f, ctx));
@@ -157,7 +163,10 @@ pub extern "C" fn dk_supervisor_set_worker(sv: *mut dk_supervisor, f: dk_worker_
 /// `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, and its readiness pipe in
 /// `DAEMONKIT_READY_FD`, instead of calling a worker entry. `-EINVAL` for NULL.
 #[no_mangle]
-pub extern "C" fn dk_supervisor_set_exec(sv: *mut dk_supervisor, argv: *const *const c_char) -> c_int {
+pub extern "C" fn dk_supervisor_set_exec(
+    sv: *mut dk_supervisor,
+    argv: *const *const c_char,
+) -> c_int {
     with(sv, |s| {
         if argv.is_null() {
             return -libc::EINVAL;
@@ -169,7 +178,11 @@ pub extern "C" fn dk_supervisor_set_exec(sv: *mut dk_supervisor, argv: *const *c
 
 /// Sets the post-fork hook (NULL `f` clears it).
 #[no_mangle]
-pub extern "C" fn dk_supervisor_set_post_fork(sv: *mut dk_supervisor, f: dk_hook_fn, ctx: *mut c_void) -> c_int {
+pub extern "C" fn dk_supervisor_set_post_fork(
+    sv: *mut dk_supervisor,
+    f: dk_hook_fn,
+    ctx: *mut c_void,
+) -> c_int {
     with(sv, |s| {
         s.post_fork = f.map(|f| (f, ctx));
         0
@@ -178,7 +191,11 @@ pub extern "C" fn dk_supervisor_set_post_fork(sv: *mut dk_supervisor, f: dk_hook
 
 /// Sets the event callback (NULL `f`: events are logged as one line each on stderr).
 #[no_mangle]
-pub extern "C" fn dk_supervisor_set_event(sv: *mut dk_supervisor, f: dk_event_fn, ctx: *mut c_void) -> c_int {
+pub extern "C" fn dk_supervisor_set_event(
+    sv: *mut dk_supervisor,
+    f: dk_event_fn,
+    ctx: *mut c_void,
+) -> c_int {
     with(sv, |s| {
         s.on_event = f.map(|f| (f, ctx));
         0
@@ -195,7 +212,10 @@ pub extern "C" fn dk_supervisor_add_listener(sv: *mut dk_supervisor, fd: c_int) 
 /// Sets `LISTEN_FDNAMES` for exec'd workers and upgrades (colon-separated; must stay valid
 /// for the supervisor's life; NULL clears).
 #[no_mangle]
-pub unsafe extern "C" fn dk_supervisor_set_listen_names(sv: *mut dk_supervisor, names: *const c_char) -> c_int {
+pub unsafe extern "C" fn dk_supervisor_set_listen_names(
+    sv: *mut dk_supervisor,
+    names: *const c_char,
+) -> c_int {
     if !names.is_null() {
         // SAFETY: names is a C string.
         if let Err(e) = unsafe { sys::cstr_arg(names, 65536) } {
@@ -227,7 +247,11 @@ pub extern "C" fn dk_supervisor_set_pidfile(sv: *mut dk_supervisor, pf: *mut dk_
 /// absolute path such as the resolved `/proc/self/exe`; must stay valid for the supervisor's
 /// life) and must report `dk_ready()` within `timeout_ms` (0: 60 s). `-EINVAL` for NULL.
 #[no_mangle]
-pub extern "C" fn dk_supervisor_set_upgrade(sv: *mut dk_supervisor, argv: *const *const c_char, timeout_ms: u32) -> c_int {
+pub extern "C" fn dk_supervisor_set_upgrade(
+    sv: *mut dk_supervisor,
+    argv: *const *const c_char,
+    timeout_ms: u32,
+) -> c_int {
     with(sv, |s| {
         if argv.is_null() {
             return -libc::EINVAL;

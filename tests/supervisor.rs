@@ -1,0 +1,311 @@
+//! The prefork supervisor, driven from outside with real processes, signals and TCP on
+//! 127.0.0.1 (issue: supervision and sockets). The program under test is
+//! `tests/support/testprog.rs` (Rust worker callbacks on the Rust layer); the C callback path
+//! is covered by `tests/c/test_supervisor.c` and the C example.
+
+mod common;
+use common::*;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Master {
+    child: Child,
+    port: u16,
+    pidfile: std::path::PathBuf,
+    events: std::path::PathBuf,
+    reaper: Reaper,
+    _dir: TempDir,
+}
+
+impl Master {
+    fn start(tag: &str, workers: u32, env: &[(&str, &str)]) -> Master {
+        let dir = TempDir::new(tag);
+        let port = free_port();
+        let pidfile = dir.join("app.pid");
+        let events = dir.join("events");
+        let mut cmd = Command::new(testprog());
+        cmd.arg("supervise")
+            .env("DK_ADDR", format!("127.0.0.1:{port}"))
+            .env("DK_PID", &pidfile)
+            .env("DK_WORKERS", workers.to_string())
+            .env("DK_EVENTS", &events)
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let mut reaper = Reaper::default();
+        reaper.add(child.id() as i32);
+        let m = Master {
+            child,
+            port,
+            pidfile,
+            events,
+            reaper,
+            _dir: dir,
+        };
+        m
+    }
+    fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+    fn wait_workers(&self, n: usize, t: Duration) -> Vec<i32> {
+        let mut last = Vec::new();
+        wait_until(t, || {
+            last = children(self.pid());
+            last.len() == n
+        });
+        last
+    }
+    fn wait_serving(&self) {
+        assert!(
+            wait_until(Duration::from_secs(10), || pid_in(&self.pidfile)
+                == Some(self.pid())
+                && served_pid(self.port).is_some()),
+            "master never served"
+        );
+    }
+    fn events(&self) -> Vec<(i32, i32, i32)> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let v: Vec<i32> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+                (v.len() == 3).then(|| (v[0], v[1], v[2]))
+            })
+            .collect()
+    }
+    fn exit_code(&mut self, t: Duration) -> Option<i32> {
+        let end = Instant::now() + t;
+        while Instant::now() < end {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+const SPAWNED: i32 = 1;
+const UPGRADE_FAILED: i32 = 12;
+
+#[test]
+fn respawn_ttin_ttou_hup_and_graceful_term() {
+    let mut m = Master::start("sup", 4, &[]);
+    m.wait_serving();
+    let first = m.wait_workers(4, Duration::from_secs(5));
+    assert_eq!(first.len(), 4, "workers: {first:?}");
+    println!("master {} workers {:?}", m.pid(), first);
+
+    // kill -9 of a worker that has run for over a second: a new worker answers quickly.
+    std::thread::sleep(Duration::from_millis(1100));
+    let victim = first[0];
+    let t0 = Instant::now();
+    kill(victim, libc::SIGKILL);
+    let mut newcomer = 0;
+    let ok = wait_until(Duration::from_secs(2), || {
+        let now = children(m.pid());
+        match now.iter().find(|p| !first.contains(p)) {
+            Some(&p) if now.len() == 4 => {
+                newcomer = p;
+                true
+            }
+            _ => false,
+        }
+    });
+    assert!(ok, "no replacement for {victim}");
+    // The newcomer answers: keep asking until it is the one serving (4 workers share).
+    let mut answered = false;
+    for _ in 0..200 {
+        if served_pid(m.port) == Some(newcomer) {
+            answered = true;
+            break;
+        }
+    }
+    let took = t0.elapsed();
+    println!("worker {victim} killed; {newcomer} answering after {took:?}");
+    assert!(answered, "replacement {newcomer} never answered");
+    assert!(took < Duration::from_millis(500), "respawn took {took:?}");
+
+    // TTIN → 5; TTOU ×10 → 1 (never 0).
+    kill(m.pid(), libc::SIGTTIN);
+    assert_eq!(m.wait_workers(5, Duration::from_secs(3)).len(), 5, "TTIN");
+    for _ in 0..10 {
+        kill(m.pid(), libc::SIGTTOU);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let one = m.wait_workers(1, Duration::from_secs(5));
+    assert_eq!(one.len(), 1, "TTOU x10 left {one:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(children(m.pid()).len(), 1, "never below 1");
+    println!("TTIN -> 5 workers, TTOU x10 -> 1 worker");
+    for _ in 0..3 {
+        kill(m.pid(), libc::SIGTTIN);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let before = m.wait_workers(4, Duration::from_secs(3));
+    assert_eq!(before.len(), 4);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // HUP: every worker replaced under a client loop of at least 2000 requests, no failure.
+    let load = Load::start(m.port, 100_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(m.pid(), libc::SIGHUP);
+    let replaced = wait_until(Duration::from_secs(15), || {
+        let now = children(m.pid());
+        now.len() == 4 && now.iter().all(|p| !before.contains(p))
+    });
+    // Keep the loop going until it has made at least 2000 requests in all.
+    wait_until(Duration::from_secs(20), || load.count() >= 2000);
+    let (ok_n, bad, pids, errs) = load.finish();
+    println!(
+        "HUP: {ok_n} ok, {bad} failed, pids seen {pids:?}, workers now {:?}",
+        children(m.pid())
+    );
+    assert!(
+        replaced,
+        "not every worker was replaced: before {before:?}, now {:?}",
+        children(m.pid())
+    );
+    assert_eq!(bad, 0, "failed requests across HUP: {errs:?}");
+    assert!(ok_n >= 2000, "only {ok_n} requests ran across the HUP");
+
+    // TERM with a request in flight: it completes, the master exits 0, the PID file is gone.
+    let port = m.port;
+    let slow = std::thread::spawn(move || get(port, "/slow?ms=1500"));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(m.pid(), libc::SIGTERM);
+    let r = slow.join().unwrap();
+    assert!(r.is_ok(), "in-flight request failed: {r:?}");
+    assert_eq!(
+        m.exit_code(Duration::from_secs(10)),
+        Some(0),
+        "master exit status"
+    );
+    assert!(!m.pidfile.exists(), "PID file left behind");
+    println!("TERM: in-flight request completed, master exited 0, PID file removed");
+}
+
+#[test]
+fn master_killed_leaves_no_workers() {
+    let mut m = Master::start("kill9", 3, &[]);
+    m.wait_serving();
+    let workers = m.wait_workers(3, Duration::from_secs(5));
+    assert_eq!(workers.len(), 3);
+    for &w in &workers {
+        m.reaper.add(w);
+    }
+    kill(m.pid(), libc::SIGKILL);
+    let _ = m.child.wait();
+    let gone = wait_until(Duration::from_secs(2), || {
+        workers.iter().all(|&w| !alive(w))
+    });
+    println!(
+        "master killed; workers alive after: {:?}",
+        workers.iter().filter(|&&w| alive(w)).collect::<Vec<_>>()
+    );
+    assert!(gone, "orphaned workers remain");
+}
+
+#[test]
+fn crash_loop_is_throttled_and_term_still_works() {
+    let mut m = Master::start("crash", 2, &[("DK_CRASH", "1")]);
+    std::thread::sleep(Duration::from_millis(3500));
+    let spawns = m.events().iter().filter(|e| e.0 == SPAWNED).count();
+    println!("crash loop: {spawns} forks in 3.5 s");
+    assert!(spawns >= 2, "workers were never started");
+    assert!(spawns <= 10, "fork storm: {spawns} forks in 3.5 s");
+    let t = Instant::now();
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(3)), Some(0));
+    println!("TERM answered in {:?}", t.elapsed());
+}
+
+#[test]
+fn another_reaper_in_the_same_process_keeps_its_child() {
+    let dir = TempDir::new("reaper");
+    let out = dir.join("reaped");
+    let mut m = Master::start("reaper2", 2, &[("DK_REAPER", out.to_str().unwrap())]);
+    m.wait_serving();
+    assert!(
+        wait_until(Duration::from_secs(5), || out.exists()),
+        "the other reaper never reaped its child"
+    );
+    let line = std::fs::read_to_string(&out).unwrap();
+    println!("other reaper: {line:?}");
+    assert!(
+        line.starts_with("reaped ") && line.trim().ends_with(" 0"),
+        "other reaper saw {line:?}"
+    );
+    // And the supervisor still reaps and respawns its own.
+    let w = m.wait_workers(2, Duration::from_secs(3));
+    std::thread::sleep(Duration::from_millis(1100));
+    kill(w[0], libc::SIGKILL);
+    assert!(wait_until(Duration::from_secs(2), || {
+        let now = children(m.pid());
+        now.len() == 2 && !now.contains(&w[0])
+    }));
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn upgrade_under_load_and_rollback() {
+    // Successful upgrade.
+    let mut m = Master::start("upg", 2, &[]);
+    m.wait_serving();
+    let old = m.pid();
+    let load = Load::start(m.port, 100_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(old, libc::SIGUSR2);
+    let mut newpid = 0;
+    let moved = wait_until(Duration::from_secs(15), || {
+        newpid = pid_in(&m.pidfile).unwrap_or(0);
+        newpid != old && newpid > 0
+    });
+    if newpid > 0 && newpid != old {
+        m.reaper.add(newpid);
+    }
+    assert!(moved, "PID file still holds {old}");
+    let code = m.exit_code(Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok_n, bad, pids, errs) = load.finish();
+    println!("USR2: old {old} exit {code:?}, new master {newpid}, {ok_n} ok, {bad} failed, pids {pids:?}");
+    assert_eq!(code, Some(0), "old master exit");
+    assert!(alive(newpid), "new master not running");
+    assert_eq!(bad, 0, "failed requests across the upgrade: {errs:?}");
+    let served = served_pid(m.port).unwrap();
+    assert_eq!(
+        stat(served).map(|s| s.1),
+        Some(newpid),
+        "served by {served}, not a worker of {newpid}"
+    );
+    kill(newpid, libc::SIGTERM);
+    assert!(wait_until(Duration::from_secs(10), || !alive(newpid)));
+    assert!(!m.pidfile.exists(), "new master left its PID file");
+
+    // A new generation that exits at once: rollback, still serving, no failures.
+    let mut m = Master::start("upgfail", 2, &[("DK_UPGRADE_FAIL", "1")]);
+    m.wait_serving();
+    let old = m.pid();
+    let load = Load::start(m.port, 100_000, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    kill(old, libc::SIGUSR2);
+    let failed = wait_until(Duration::from_secs(15), || {
+        m.events().iter().any(|e| e.0 == UPGRADE_FAILED)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok_n, bad, _, errs) = load.finish();
+    println!(
+        "USR2 rollback: {ok_n} ok, {bad} failed; PID file {:?}",
+        pid_in(&m.pidfile)
+    );
+    assert!(failed, "no rollback event");
+    assert!(alive(old), "old master died");
+    assert_eq!(pid_in(&m.pidfile), Some(old), "PID file after rollback");
+    assert_eq!(bad, 0, "failed requests across the rollback: {errs:?}");
+    assert!(served_pid(m.port).is_some());
+    kill(old, libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}

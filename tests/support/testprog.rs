@@ -1,0 +1,268 @@
+//! The program `tests/supervisor.rs` and `tests/process.rs` drive: a tiny HTTP/1.0 server on
+//! daemonkit's Rust layer, configured through environment variables so the tests can start
+//! it, its re-exec'd image and its upgraded generation with the same command line.
+//!
+//! Modes (first argument):
+//! - `supervise`: prefork master with `DK_WORKERS` workers (default 2).
+//! - `single`: one process; HUP re-execs it, USR2 upgrades it, TERM drains and exits.
+//!
+//! Variables: `DK_ADDR` (listen address; ignored when sockets are inherited), `DK_PID` (PID
+//! file), `DK_GRACEFUL_MS`, `DK_CRASH=1` (workers exit 1 at once), `DK_EVENTS=FILE` (append
+//! supervisor events), `DK_REAPER=FILE` (run a helper child reaped by our own thread and
+//! record its status there), `DK_UPGRADE_FAIL=1` (a generation started by an upgrade fails),
+//! `DK_DAEMONIZE=1` (fork into the background instead of staying in the foreground).
+//!
+//! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
+
+use daemonkit::rust::{self as dk, Outcome, Prefork};
+use daemonkit::{daemon::Role, Daemonize, Pidfile, Signals};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn handle(mut s: TcpStream) {
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let req = String::from_utf8_lossy(&buf);
+    let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+    if let Some(ms) = path
+        .strip_prefix("/slow?ms=")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let body = format!("{}\n", std::process::id());
+    let _ = write!(
+        s,
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len(),
+        body
+    );
+}
+
+/// Serves until TERM/INT/QUIT (drain, return true) or, with `reload`, HUP/USR2 (drain,
+/// return false with the signal in `last`). Calls `daemonkit::ready()` once serving.
+fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
+    listener.set_nonblocking(true).unwrap();
+    daemonkit::ready().unwrap();
+    let mut threads = Vec::new();
+    let stop = loop {
+        let mut pfds = [
+            libc::pollfd {
+                fd: listener.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: sigs.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(pfds.as_mut_ptr(), 2, 1000) };
+        let mut verdict = None;
+        for sig in sigs.pending() {
+            match sig {
+                libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => verdict = Some(true),
+                libc::SIGHUP | libc::SIGUSR2 => {
+                    *last = sig;
+                    verdict = Some(false)
+                }
+                libc::SIGUSR1 => {
+                    let _ = dk::reopen_output();
+                }
+                _ => {}
+            }
+        }
+        if let Some(v) = verdict {
+            break v;
+        }
+        while let Ok((s, _)) = listener.accept() {
+            let _ = s.set_nonblocking(false);
+            threads.push(std::thread::spawn(move || handle(s)));
+        }
+        threads.retain(|t| !t.is_finished());
+    };
+    for t in threads {
+        let _ = t.join();
+    }
+    stop
+}
+
+fn listener() -> TcpListener {
+    let mut inherited = dk::inherited_listeners(true).expect("LISTEN_FDS");
+    if let Some((fd, _)) = inherited.pop() {
+        return TcpListener::from(fd);
+    }
+    let addr = env("DK_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
+    match dk::bind_tcp(&addr, false) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn main() {
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    let argv = dk::self_argv().unwrap();
+    let listener = listener();
+    eprintln!(
+        "listening on {}",
+        dk::local_addr_string(listener.as_raw_fd()).unwrap()
+    );
+    let mut pidfile = env("DK_PID").map(|p| match Pidfile::open(&p) {
+        Ok(pf) => pf,
+        Err(e) => {
+            eprintln!("pid file {p}: {e}");
+            std::process::exit(1);
+        }
+    });
+    let role = Daemonize::new()
+        .foreground(env("DK_DAEMONIZE").is_none())
+        .keep_stdio()
+        .keep_fd(&listener)
+        .start()
+        .unwrap();
+    if role == Role::Upgrade && env("DK_UPGRADE_FAIL").is_some() {
+        daemonkit::fail(4, "new generation refuses to start (DK_UPGRADE_FAIL)").unwrap();
+        std::process::exit(4);
+    }
+    if let Some(pf) = pidfile.as_mut() {
+        pf.write().unwrap();
+    }
+    dk::ignore_sigpipe().unwrap();
+    match mode.as_str() {
+        "supervise" => supervise(listener, pidfile, &argv),
+        "single" => single(listener, pidfile, &argv),
+        _ => {
+            eprintln!("usage: dk-testprog supervise|single");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi::OsString]) {
+    let workers: u32 = env("DK_WORKERS").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let graceful: u64 = env("DK_GRACEFUL_MS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let crash = env("DK_CRASH").is_some();
+    let events = env("DK_EVENTS");
+    if let Some(path) = env("DK_REAPER") {
+        // Another reaper in the same process: our own child, waited for by pid.
+        let mut child = std::process::Command::new("sleep")
+            .arg("1")
+            .spawn()
+            .unwrap();
+        std::thread::spawn(move || {
+            let st = child.wait();
+            let line = match st {
+                Ok(s) => format!("reaped {} {}\n", child.id(), s.code().unwrap_or(-1)),
+                Err(e) => format!("error {e}\n"),
+            };
+            std::fs::write(path, line).unwrap();
+        });
+    }
+    let mut p = Prefork::new(workers)
+        .listener(&listener)
+        .graceful_timeout(Duration::from_millis(graceful))
+        .upgrade(argv, Duration::from_secs(10));
+    if let Some(pf) = pidfile.as_mut() {
+        p = p.pidfile(pf);
+    }
+    if let Some(path) = events {
+        p = p.on_event(move |e| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
+            daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
+        });
+    }
+    let l = &listener;
+    let outcome = p
+        .run(move |_index| {
+            if crash {
+                return 1;
+            }
+            let sigs =
+                Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]).unwrap();
+            let mut last = 0;
+            serve(l, &sigs, &mut last);
+            0
+        })
+        .unwrap();
+    if let Some(pf) = pidfile {
+        pf.close(); // the supervisor unlinked it (stopped) or it belongs to the new generation
+    }
+    eprintln!("master {} done: {:?}", std::process::id(), outcome);
+    std::process::exit(
+        if outcome == Outcome::Stopped || outcome == Outcome::Upgraded {
+            0
+        } else {
+            1
+        },
+    );
+}
+
+fn single(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi::OsString]) {
+    let sigs = Signals::new(&[
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGQUIT,
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ])
+    .unwrap();
+    loop {
+        let mut last = 0;
+        if serve(&listener, &sigs, &mut last) {
+            let _ = dk::sd_notify("STOPPING=1");
+            if let Some(pf) = pidfile.take() {
+                pf.remove().unwrap();
+            }
+            std::process::exit(0);
+        }
+        if last == libc::SIGHUP {
+            let _ = daemonkit::notify::reloading();
+            let err = dk::reexec(argv, &[listener.as_raw_fd()], None, pidfile.as_ref());
+            eprintln!("re-exec failed: {err}");
+        } else {
+            let started = Instant::now();
+            match dk::upgrade(
+                argv,
+                &[listener.as_raw_fd()],
+                None,
+                pidfile.as_mut(),
+                Duration::from_secs(10),
+            ) {
+                Ok(pid) => {
+                    eprintln!("upgraded to {pid} in {:?}", started.elapsed());
+                    if let Some(pf) = pidfile.take() {
+                        pf.close();
+                    }
+                    std::process::exit(0);
+                }
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    }
+}
