@@ -32,11 +32,7 @@ fn main() {
              unless its documentation says otherwise. */"
                 .into(),
         ),
-        sys_includes: vec![
-            "stddef.h".into(),
-            "stdint.h".into(),
-            "sys/types.h".into(),
-        ],
+        sys_includes: vec!["stddef.h".into(), "stdint.h".into(), "sys/types.h".into()],
         no_includes: true,
         documentation: true,
         documentation_style: cbindgen::DocumentationStyle::Doxy,

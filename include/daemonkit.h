@@ -739,6 +739,9 @@ int dk_supervisor_set_upgrade(dk_supervisor *sv, const char *const *argv, uint32
  * `DK_SUPERVISOR_STOPPED` after a graceful stop (PID file unlinked) or
  * `DK_SUPERVISOR_UPGRADED` after a successful upgrade (leave the PID file alone); exit 0
  * in both cases. Never returns in a worker (it exits with the entry's return value).
+ * When the graceful stop begins the master releases its references to the listening
+ * sockets (the fds given to `dk_supervisor_add_listener` then refer to /dev/null; close them
+ * as usual), so new connections are refused once the workers have closed theirs.
  * Errors: `-EINVAL` no worker entry or program set, or NULL handle; signal setup errnos.
  */
 int dk_supervisor_run(dk_supervisor *sv);

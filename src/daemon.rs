@@ -20,7 +20,7 @@ use crate::fds;
 use crate::signals;
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_int, CStr};
-use core::sync::atomic::{AtomicI32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 
 /// Stay in the foreground: everything but the forks and the stdio redirection.
 pub const FOREGROUND: u32 = 1;
@@ -61,6 +61,12 @@ pub enum Role {
 
 static ROLE: AtomicU8 = AtomicU8::new(Role::Plain as u8);
 static READY_FD: AtomicI32 = AtomicI32::new(-1);
+static READY_SENT: AtomicBool = AtomicBool::new(false);
+
+/// True once [`ready`] was called in this process.
+pub fn ready_sent() -> bool {
+    READY_SENT.load(Ordering::SeqCst)
+}
 
 /// The current role.
 pub fn role() -> Role {
@@ -83,6 +89,7 @@ pub fn set_channel(role: Role, fd: c_int) {
     if fd >= 0 {
         fds::register_private(fd);
     }
+    READY_SENT.store(false, Ordering::SeqCst);
     ROLE.store(role as u8, Ordering::SeqCst);
 }
 
@@ -398,6 +405,7 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
 /// `MAINPID` for a new generation). Calling it again only re-notifies.
 pub fn ready() -> Res<()> {
     let role = role();
+    READY_SENT.store(true, Ordering::SeqCst);
     let fd = READY_FD.swap(-1, Ordering::SeqCst);
     if fd >= 0 {
         report(fd, b'r', 0, b"");

@@ -153,16 +153,38 @@ pub fn log_open(path: &CStr, which: u32) -> Res<()> {
     }
     let mut abs = [0u8; PATH_MAX];
     let n = sys::absolutize(b, &mut abs)?;
-    let fd = open_log(path)?;
-    let r = dup_onto(fd, which);
-    sys::close(fd);
-    r?;
+    match open_log(path) {
+        Ok(fd) => {
+            let r = dup_onto(fd, which);
+            sys::close(fd);
+            r?;
+        }
+        // A re-exec'd image or a new generation that already dropped privileges cannot open
+        // a log root created; it inherited it on stdout/stderr, so keep that one.
+        Err(e) if (e.0 == libc::EACCES || e.0 == libc::EPERM) && already_on_std(path, which) => {}
+        Err(e) => return Err(e),
+    }
     with_log(|s| {
         s.path[..n].copy_from_slice(&abs[..n]);
         s.len = n;
         s.which = which;
     });
     Ok(())
+}
+
+/// True when the standard streams in `which` already write to the file at `path`.
+fn already_on_std(path: &CStr, which: u32) -> bool {
+    // SAFETY: stat/fstat into valid out-structs.
+    unsafe {
+        let mut want: libc::stat = core::mem::zeroed();
+        if libc::stat(path.as_ptr(), &mut want) != 0 {
+            return false;
+        }
+        [(LOG_STDOUT, 1), (LOG_STDERR, 2)].iter().filter(|(bit, _)| which & bit != 0).all(|&(_, fd)| {
+            let mut st: libc::stat = core::mem::zeroed();
+            libc::fstat(fd, &mut st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino
+        })
+    }
 }
 
 /// Reopens the remembered log path (after logrotate renamed it) and moves stdout/stderr onto

@@ -33,6 +33,10 @@ pub struct PidFile {
     ino: u64,
     /// The pid that last wrote the file from this handle (0: not written).
     writer: i32,
+    /// The process that opened (created or locked) the file through this handle.
+    opener: i32,
+    /// Adopted from a predecessor image (re-exec or upgrade) rather than opened here.
+    inherited: bool,
     path: [u8; PATH_MAX],
     path_len: usize,
 }
@@ -79,6 +83,11 @@ pub fn parse_pid(content: &[u8]) -> Option<i32> {
         Some(v) if v >= 1 && v <= i32::MAX as u64 => Some(v as i32),
         _ => None,
     }
+}
+
+/// True when the open file has no content.
+fn file_is_empty(fd: c_int) -> bool {
+    matches!(fstat(fd), Ok(st) if st.st_size == 0)
 }
 
 /// Reads and parses the pid held in an open PID file.
@@ -171,6 +180,8 @@ impl PidFile {
             dev: 0,
             ino: 0,
             writer: 0,
+            opener: sys::getpid(),
+            inherited: false,
             path: [0; PATH_MAX],
             path_len: 0,
         };
@@ -182,6 +193,7 @@ impl PidFile {
             pf.fd = fd;
             pf.dev = st.st_dev;
             pf.ino = st.st_ino;
+            pf.inherited = true;
             fds::register_private(fd);
             return Ok(pf);
         }
@@ -303,15 +315,28 @@ impl PidFile {
         CStr::from_bytes_with_nul(&buf[..=self.path_len]).unwrap_or(c"")
     }
 
-    /// True when this process wrote the file and it still holds this process's pid (and the
-    /// path still names the locked file).
+    /// True when this process may unlink the file: the path still names the locked inode,
+    /// and either the file holds this process's pid, or this process opened (locked) it itself
+    /// and nothing was written yet (a start that failed before writing its pid). A generation
+    /// started by an upgrade owns the adopted file only once it has reported ready: before
+    /// that, the old generation may still roll back to it.
     pub fn is_owner(&self) -> bool {
         let me = sys::getpid();
-        if self.fd < 0 || read_pid(self.fd) != Some(me) {
+        if self.fd < 0 {
+            return false;
+        }
+        if self.inherited && crate::daemon::role() == crate::daemon::Role::Upgrade && !crate::daemon::ready_sent() {
             return false;
         }
         let mut buf = [0u8; PATH_MAX + 1];
-        matches!(lstat(self.path_cstr(&mut buf)), Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino)
+        let same = matches!(lstat(self.path_cstr(&mut buf)), Ok(st) if st.st_dev == self.dev && st.st_ino == self.ino);
+        if !same {
+            return false;
+        }
+        match read_pid(self.fd) {
+            Some(p) => p == me,
+            None => self.opener == me && !self.inherited && file_is_empty(self.fd),
+        }
     }
 
     /// Closes this process's reference without removing the file. The lock stays held as

@@ -127,6 +127,7 @@ pub struct Supervisor {
     rolling: bool,
     upgrade: Option<(i32, c_int, u64)>,
     master: i32,
+    sigpipe_ignored: bool,
 }
 
 impl Supervisor {
@@ -158,6 +159,7 @@ impl Supervisor {
             rolling: false,
             upgrade: None,
             master: 0,
+            sigpipe_ignored: false,
         }
     }
 
@@ -208,6 +210,12 @@ impl Supervisor {
             return Err(Errno(libc::EINVAL));
         }
         self.master = sys::getpid();
+        // Workers keep an ignored SIGPIPE (as exec would); every other disposition is reset.
+        // SAFETY: querying the current SIGPIPE action into a valid struct.
+        self.sigpipe_ignored = unsafe {
+            let mut old: libc::sigaction = core::mem::zeroed();
+            libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        };
         let sigfd = signals::open(&[
             libc::SIGHUP,
             libc::SIGTERM,
@@ -440,6 +448,7 @@ impl Supervisor {
 
     fn begin_stop(&mut self) {
         self.stopping = true;
+        self.release_listeners();
         self.stop_deadline = sys::now_ms() + self.graceful_ms as u64;
         let _ = crate::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
@@ -448,6 +457,25 @@ impl Supervisor {
                 self.slots[i].stopping = true;
                 let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
             }
+        }
+    }
+
+    /// Drops the master's reference to each listening socket (the fd number now refers to
+    /// /dev/null, so the caller's later close stays valid): once the draining workers have
+    /// closed theirs, new connections are refused instead of waiting unanswered in the
+    /// backlog. A successor generation holds its own references.
+    fn release_listeners(&mut self) {
+        // SAFETY: opening /dev/null and dup2 onto fds the caller handed us.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if null < 0 {
+                return;
+            }
+            for &fd in &self.listeners[..self.nlisteners] {
+                libc::dup2(null, fd);
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            sys::close(null);
         }
     }
 
@@ -696,6 +724,9 @@ impl Supervisor {
             }
         }
         signals::reset_child();
+        if self.sigpipe_ignored {
+            let _ = signals::ignore_sigpipe();
+        }
         sys::close(r);
         for s in self.slots.iter() {
             sys::close(s.ready_fd);

@@ -132,12 +132,12 @@ fn main() {
             std::process::exit(1);
         }
     });
-    let role = Daemonize::new()
-        .foreground(env("DK_DAEMONIZE").is_none())
-        .keep_stdio()
-        .keep_fd(&listener)
-        .start()
-        .unwrap();
+    let daemonize = env("DK_DAEMONIZE").is_some();
+    let mut d = Daemonize::new().foreground(!daemonize).keep_fd(&listener);
+    if !daemonize {
+        d = d.keep_stdio();
+    }
+    let role = d.start().unwrap();
     if role == Role::Upgrade && env("DK_UPGRADE_FAIL").is_some() {
         daemonkit::fail(4, "new generation refuses to start (DK_UPGRADE_FAIL)").unwrap();
         std::process::exit(4);
