@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Install the toolchains daemonkit's tests and bindings need on a fresh
+# Debian 12 (bookworm) machine. Idempotent: installs only what is missing,
+# and runs `apt-get update` only when something must be installed.
+# Prints one line per thing it found or installed.
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PIP_ROOT_USER_ACTION=ignore
+
+# Newest 0.17.x of PyPI's `ziglang` (checked with `pip index versions ziglang`).
+ZIG_VERSION="${DK_ZIG_VERSION:-0.17.1}"
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Debian packages we need. `starman` pulls in libplack-perl; HTTP::Parser::XS
+# (libhttp-parser-xs-perl) is the fast request parser the Perl example may use.
+APT_PKGS=(
+    libffi-platypus-perl
+    libio-async-perl
+    libhttp-parser-xs-perl
+    pkg-config
+    valgrind
+    wrk
+    libdaemon-dev
+    libbsd-dev
+    starman
+    curl
+)
+
+is_installed() {
+    [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
+}
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    if is_installed "$p"; then
+        echo "found: $p"
+    else
+        missing+=("$p")
+    fi
+done
+
+# systemd-socket-activate ships in the `systemd` package on bookworm.
+if command -v systemd-socket-activate >/dev/null 2>&1; then
+    echo "found: systemd-socket-activate ($(command -v systemd-socket-activate))"
+else
+    missing+=(systemd)
+fi
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    log="$(mktemp)"
+    trap 'rm -f "$log"' EXIT
+    # Quiet on success; show apt's output if it fails.
+    if ! { $SUDO apt-get update -qq && \
+           $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        cat "$log" >&2
+        echo "setup.sh: apt-get failed installing: ${missing[*]}" >&2
+        exit 1
+    fi
+    for p in "${missing[@]}"; do
+        echo "installed: $p"
+    done
+fi
+
+# Zig from PyPI (`python3 -m ziglang ...`).
+have_zig="$(python3 -m ziglang version 2>/dev/null || true)"
+if [ "$have_zig" = "$ZIG_VERSION" ]; then
+    echo "found: zig $have_zig (python3 -m ziglang)"
+else
+    python3 -m pip install --quiet "ziglang==${ZIG_VERSION}"
+    have_zig="$(python3 -m ziglang version)"
+    if [ "$have_zig" != "$ZIG_VERSION" ]; then
+        echo "setup.sh: expected zig $ZIG_VERSION, got '$have_zig'" >&2
+        exit 1
+    fi
+    echo "installed: zig $have_zig (pip ziglang==${ZIG_VERSION})"
+fi
