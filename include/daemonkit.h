@@ -454,8 +454,9 @@ int dk_log_reopen(void);
 int dk_signal_open(const int *sigs, size_t n);
 
 /**
- * Returns the next pending signal (lowest number first), each once, or 0 when none is
- * pending. Drains the pipe's wake-up bytes first. Never blocks.
+ * Returns the next pending signal, each kind once however often it arrived, or 0 when none
+ * is pending. Pending kinds are taken in turn (round-robin from the one returned last), so a
+ * signal that keeps arriving cannot hold back another. Drains the pipe's wake-up bytes first. Never blocks.
  */
 int dk_signal_next(void);
 
@@ -490,10 +491,12 @@ int dk_signal_ignore_sigpipe(void);
  * `DK_LISTEN_REUSEPORT`, `DK_LISTEN_INHERIT`. `backlog` <= 0 means 1024. Returns the
  * listening fd (close-on-exec unless inherited). Errors: `-EINVAL` NULL or malformed
  * address, unknown flags; `-EADDRINUSE` port in use; `-EACCES` privileged port;
- * `-EADDRNOTAVAIL` not a local address. Messages should name the address, e.g.
+ * `-EADDRNOTAVAIL` not a local address; `-ENAMETOOLONG` an address of 256 bytes or more. Messages should name the address, e.g.
  * `127.0.0.1:8080: address already in use`.
  */
-int dk_listen_tcp(const char *addr, int backlog, uint32_t flags);
+int dk_listen_tcp(const char *addr,
+                  int backlog,
+                  uint32_t flags);
 
 /**
  * Binds and listens on a Unix stream socket at `path` (`@name` for the abstract
@@ -611,7 +614,8 @@ int dk_ready(void);
 
 /**
  * Reports that startup failed with exit code `code` (1..255; other values become 1) and
- * the message `msg` (may be NULL; at most 1024 bytes are carried): the launcher prints the
+ * the message `msg` (may be NULL; only its first 1024 bytes are carried, a longer one is
+ * truncated): the launcher prints the
  * message on its stderr and exits with `code`. In the foreground (no launcher) and in a
  * worker the message goes to stderr. The caller should exit afterwards. Returns 0.
  */

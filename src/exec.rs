@@ -37,6 +37,10 @@ pub struct Spec<'a> {
     pub pidfile_fd: c_int,
 }
 
+/// Variables a worker started by the supervisor must not inherit: the master alone speaks
+/// to systemd.
+const WORKER_SKIP: [&[u8]; 3] = [b"NOTIFY_SOCKET=", b"WATCHDOG_USEC=", b"WATCHDOG_PID="];
+
 const SKIP: [&[u8]; 6] = [
     b"LISTEN_PID=",
     b"LISTEN_FDS=",
@@ -102,6 +106,7 @@ impl Env {
         pidfile_fd: Option<c_int>,
         ready_fd: Option<c_int>,
         reexec: bool,
+        worker: bool,
     ) -> Res<Env> {
         // SAFETY: environ is the process's environment array, NULL-terminated.
         let mut count = 0usize;
@@ -136,7 +141,9 @@ impl Env {
             for i in 0..count {
                 let e = *environ.add(i);
                 let bytes = CStr::from_ptr(e).to_bytes();
-                if SKIP.iter().any(|s| bytes.starts_with(s)) {
+                if SKIP.iter().any(|s| bytes.starts_with(s))
+                    || (worker && WORKER_SKIP.iter().any(|s| bytes.starts_with(s)))
+                {
                     continue;
                 }
                 push(e, &mut env);
@@ -219,8 +226,9 @@ fn check_argv(argv: *const *const c_char) -> Res<()> {
     Ok(())
 }
 
-fn check_fds(fds: &[c_int], extra: usize) -> Res<()> {
-    if fds.len() + extra > MAX_FDS {
+fn check_fds(fds: &[c_int], _extra: usize) -> Res<()> {
+    // Room is always kept for the PID file and the readiness pipe.
+    if fds.len() > MAX_FDS - 2 {
         return Err(Errno(libc::EINVAL));
     }
     for &fd in fds {
@@ -285,7 +293,7 @@ pub fn reexec(spec: &Spec) -> Res<()> {
     }
     let n = spec.fds.len();
     let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
-    let mut env = Env::build(n, spec.names, pf_target, None, true)?;
+    let mut env = Env::build(n, spec.names, pf_target, None, true, false)?;
     env.set_pid(sys::getpid());
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(spec.fds);
@@ -321,7 +329,7 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     let n = spec.fds.len();
     let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
     let ready_target = 3 + n as c_int + has_pf as c_int;
-    let mut env = Env::build(n, spec.names, pf_target, Some(ready_target), false)?;
+    let mut env = Env::build(n, spec.names, pf_target, Some(ready_target), false, false)?;
     let [r, w] = sys::pipe_cloexec(false)?;
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(spec.fds);
@@ -446,7 +454,7 @@ pub(crate) fn prepare_worker(
     check_argv(argv)?;
     check_fds(fds, 1)?;
     let n = fds.len();
-    let env = Env::build(n, names, None, Some(3 + n as c_int), false)?;
+    let env = Env::build(n, names, None, Some(3 + n as c_int), false, true)?;
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(fds);
     Ok(Prepared {

@@ -180,10 +180,15 @@ fn already_on_std(path: &CStr, which: u32) -> bool {
         if libc::stat(path.as_ptr(), &mut want) != 0 {
             return false;
         }
-        [(LOG_STDOUT, 1), (LOG_STDERR, 2)].iter().filter(|(bit, _)| which & bit != 0).all(|&(_, fd)| {
-            let mut st: libc::stat = core::mem::zeroed();
-            libc::fstat(fd, &mut st) == 0 && st.st_dev == want.st_dev && st.st_ino == want.st_ino
-        })
+        [(LOG_STDOUT, 1), (LOG_STDERR, 2)]
+            .iter()
+            .filter(|(bit, _)| which & bit != 0)
+            .all(|&(_, fd)| {
+                let mut st: libc::stat = core::mem::zeroed();
+                libc::fstat(fd, &mut st) == 0
+                    && st.st_dev == want.st_dev
+                    && st.st_ino == want.st_ino
+            })
     }
 }
 

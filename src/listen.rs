@@ -452,6 +452,7 @@ pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, u
             break sys::cvt_isize(r)?;
         };
         let mut n = 0usize;
+        let mut dropped = false;
         let mut c = libc::CMSG_FIRSTHDR(&msg);
         while !c.is_null() {
             if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
@@ -464,13 +465,15 @@ pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, u
                         fds[n] = fd;
                         n += 1;
                     } else {
+                        // Room rounded up by CMSG_SPACE let more in than the caller wanted.
                         sys::close(fd);
+                        dropped = true;
                     }
                 }
             }
             c = libc::CMSG_NXTHDR(&msg, c);
         }
-        if msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
+        if dropped || msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0 {
             for &fd in &fds[..n] {
                 sys::close(fd);
             }

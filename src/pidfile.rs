@@ -267,6 +267,12 @@ impl PidFile {
         sys::unsetenv(ENV_FD);
         let st = fstat(fd).ok()?;
         if !is_regular(&st) || !Self::path_names(path, &st) {
+            // Handed over for another path (the new image moved its PID file): release it,
+            // so the old file's lock does not outlive its use.
+            if is_regular(&st) {
+                fds::unregister_private(fd);
+                sys::close(fd);
+            }
             return None;
         }
         // Converting a lock our own open file description holds always succeeds; a different
@@ -325,7 +331,10 @@ impl PidFile {
         if self.fd < 0 {
             return false;
         }
-        if self.inherited && crate::daemon::role() == crate::daemon::Role::Upgrade && !crate::daemon::ready_sent() {
+        if self.inherited
+            && crate::daemon::role() == crate::daemon::Role::Upgrade
+            && !crate::daemon::ready_sent()
+        {
             return false;
         }
         let mut buf = [0u8; PATH_MAX + 1];

@@ -19,6 +19,9 @@ static PENDING: AtomicU64 = AtomicU64::new(0);
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
 /// Deliveries per signal since the last [`take_count`] (TTIN ×5 must mean five).
 static COUNTS: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
+/// The last signal [`next`] returned: the search for the next one starts after it, so a
+/// signal that keeps arriving cannot starve the others.
+static CURSOR: AtomicU32 = AtomicU32::new(0);
 static PIPE_R: AtomicI32 = AtomicI32::new(-1);
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 /// Serializes open/add/close (not used by the handler).
@@ -124,7 +127,9 @@ pub fn fd() -> c_int {
     PIPE_R.load(Ordering::SeqCst)
 }
 
-/// Returns the next pending signal (lowest number first), or 0 when none is pending.
+/// Returns the next pending signal, or 0 when none is pending. Pending signals are taken in
+/// turn, starting after the one returned last, so none is held back by another that keeps
+/// arriving.
 /// Drains the wake-up bytes first, so a poller is woken again only by new signals.
 pub fn next() -> c_int {
     let r = PIPE_R.load(Ordering::SeqCst);
@@ -146,10 +151,14 @@ pub fn next() -> c_int {
         if p == 0 {
             return 0;
         }
-        let low = p.trailing_zeros() as c_int;
-        let b = 1u64 << low;
+        // Round-robin: the first pending bit after the last one returned, wrapping around.
+        let start = CURSOR.load(Ordering::SeqCst) % 64;
+        let rotated = p.rotate_right(start);
+        let idx = (rotated.trailing_zeros() + start) % 64;
+        let b = 1u64 << idx;
         if PENDING.fetch_and(!b, Ordering::SeqCst) & b != 0 {
-            return low + 1;
+            CURSOR.store(idx + 1, Ordering::SeqCst);
+            return idx as c_int + 1;
         }
     }
 }

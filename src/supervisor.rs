@@ -214,7 +214,8 @@ impl Supervisor {
         // SAFETY: querying the current SIGPIPE action into a valid struct.
         self.sigpipe_ignored = unsafe {
             let mut old: libc::sigaction = core::mem::zeroed();
-            libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+            libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
         };
         let sigfd = signals::open(&[
             libc::SIGHUP,

@@ -12,7 +12,10 @@ fn single(tag: &str, env: &[(&str, &str)]) -> (std::process::Child, u16, TempDir
     let dir = TempDir::new(tag);
     let port = free_port();
     let mut cmd = Command::new(testprog());
-    cmd.arg("single").env("DK_ADDR", format!("127.0.0.1:{port}")).env("DK_PID", dir.join("app.pid")).stdin(Stdio::null());
+    cmd.arg("single")
+        .env("DK_ADDR", format!("127.0.0.1:{port}"))
+        .env("DK_PID", dir.join("app.pid"))
+        .stdin(Stdio::null());
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -26,7 +29,10 @@ fn reexec_keeps_the_listener_and_the_lock() {
     reaper.add(child.id() as i32);
     let pid = child.id() as i32;
     let pidfile = dir.join("app.pid");
-    assert!(wait_until(Duration::from_secs(10), || served_pid(port) == Some(pid)), "never served");
+    assert!(
+        wait_until(Duration::from_secs(10), || served_pid(port) == Some(pid)),
+        "never served"
+    );
     let exe_before = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     let load = Load::start(port, 100_000, Duration::from_secs(20));
     wait_until(Duration::from_secs(5), || load.count() >= 200);
@@ -38,13 +44,19 @@ fn reexec_keeps_the_listener_and_the_lock() {
     assert_eq!(bad, 0, "{errs:?}");
     assert_eq!(pids, vec![pid], "served by another pid");
     assert!(alive(pid));
-    assert_eq!(std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(), exe_before);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).unwrap(),
+        exe_before
+    );
     // The lock never dropped: the PID file still says running, with the same pid.
     let st = daemonkit::Pidfile::check(&pidfile).unwrap();
     assert_eq!(st, daemonkit::PidState::Running(pid));
     // The image really was replaced: its environment carries the re-exec hand-over.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    assert!(environ.windows(11).any(|w| w == b"LISTEN_FDS="), "no LISTEN_FDS in the new image");
+    assert!(
+        environ.windows(11).any(|w| w == b"LISTEN_FDS="),
+        "no LISTEN_FDS in the new image"
+    );
     kill(pid, libc::SIGTERM);
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(0));
@@ -106,7 +118,10 @@ fn systemd_socket_activate_passes_the_listener() {
     let mut reaper = Reaper::default();
     let pid = child.id() as i32;
     reaper.add(pid);
-    assert!(wait_until(Duration::from_secs(10), || served_pid(port) == Some(pid)), "not serving on the activated socket");
+    assert!(
+        wait_until(Duration::from_secs(10), || served_pid(port) == Some(pid)),
+        "not serving on the activated socket"
+    );
     println!("socket activation: pid {pid} serves on 127.0.0.1:{port}");
     kill(pid, libc::SIGTERM);
     assert_eq!(child.wait().unwrap().code(), Some(0));
@@ -114,7 +129,8 @@ fn systemd_socket_activate_passes_the_listener() {
 
 fn notify_sequence(addr: &str, bind: impl FnOnce() -> UnixDatagram) {
     let sock = bind();
-    sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let (mut child, port, _dir) = single("notify", &[("NOTIFY_SOCKET", addr)]);
     let mut reaper = Reaper::default();
     let pid = child.id() as i32;
@@ -140,8 +156,14 @@ fn notify_sequence(addr: &str, bind: impl FnOnce() -> UnixDatagram) {
     assert!(served_pid(port).is_some());
     kill(pid, libc::SIGHUP);
     assert!(recv("RELOADING=1", &mut got), "no RELOADING=1: {got:?}");
-    assert!(got.last().unwrap().contains("MONOTONIC_USEC="), "RELOADING without MONOTONIC_USEC: {got:?}");
-    assert!(recv("READY=1", &mut got), "no READY=1 after reload: {got:?}");
+    assert!(
+        got.last().unwrap().contains("MONOTONIC_USEC="),
+        "RELOADING without MONOTONIC_USEC: {got:?}"
+    );
+    assert!(
+        recv("READY=1", &mut got),
+        "no READY=1 after reload: {got:?}"
+    );
     kill(pid, libc::SIGTERM);
     assert!(recv("STOPPING=1", &mut got), "no STOPPING=1: {got:?}");
     assert_eq!(child.wait().unwrap().code(), Some(0));
@@ -153,7 +175,9 @@ fn notify_socket_path_and_abstract() {
     let dir = TempDir::new("nsock");
     let path = dir.join("notify.sock");
     let p2 = path.clone();
-    notify_sequence(path.to_str().unwrap(), move || UnixDatagram::bind(&p2).unwrap());
+    notify_sequence(path.to_str().unwrap(), move || {
+        UnixDatagram::bind(&p2).unwrap()
+    });
     let name = format!("dk-test-notify-{}", std::process::id());
     let n2 = name.clone();
     notify_sequence(&format!("@{name}"), move || {
@@ -179,15 +203,25 @@ fn daemonized_launcher_waits_for_ready() {
     let pid = pid_in(&pidfile).unwrap_or(0);
     let mut reaper = Reaper::default();
     reaper.add(pid);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // At the moment the launcher exited, the daemon already served and the file held its pid.
     assert!(pid > 0);
     assert_eq!(served_pid(port), Some(pid));
     let sid = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let fields: Vec<&str> = sid[sid.rfind(')').unwrap() + 2..].split_whitespace().collect();
+    let fields: Vec<&str> = sid[sid.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
     assert_ne!(fields[3], pid.to_string(), "daemon is a session leader");
     assert_eq!(fields[4], "0", "daemon has a controlling tty");
-    assert_eq!(std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(), std::path::PathBuf::from("/"));
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        std::path::PathBuf::from("/")
+    );
     // A second instance is refused and names the first.
     let second = Command::new(testprog())
         .arg("single")
@@ -199,8 +233,14 @@ fn daemonized_launcher_waits_for_ready() {
     let err = String::from_utf8_lossy(&second.stderr);
     println!("second instance: {err}");
     assert_ne!(second.status.code(), Some(0));
-    assert!(err.contains(&format!("Daemon already running (PID: {pid})")), "{err}");
-    assert_eq!(daemonkit::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap(), pid);
+    assert!(
+        err.contains(&format!("Daemon already running (PID: {pid})")),
+        "{err}"
+    );
+    assert_eq!(
+        daemonkit::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap(),
+        pid
+    );
     assert!(wait_until(Duration::from_secs(10), || !alive(pid)));
     assert!(!pidfile.exists());
 }

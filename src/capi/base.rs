@@ -410,8 +410,9 @@ pub unsafe extern "C" fn dk_signal_open(sigs: *const c_int, n: usize) -> c_int {
     }
 }
 
-/// Returns the next pending signal (lowest number first), each once, or 0 when none is
-/// pending. Drains the pipe's wake-up bytes first. Never blocks.
+/// Returns the next pending signal, each kind once however often it arrived, or 0 when none
+/// is pending. Pending kinds are taken in turn (round-robin from the one returned last), so a
+/// signal that keeps arriving cannot hold back another. Drains the pipe's wake-up bytes first. Never blocks.
 #[no_mangle]
 pub extern "C" fn dk_signal_next() -> c_int {
     signals::next()

@@ -21,7 +21,7 @@ pub const DK_LISTEN_FDS_START: c_int = 3;
 /// `DK_LISTEN_REUSEPORT`, `DK_LISTEN_INHERIT`. `backlog` <= 0 means 1024. Returns the
 /// listening fd (close-on-exec unless inherited). Errors: `-EINVAL` NULL or malformed
 /// address, unknown flags; `-EADDRINUSE` port in use; `-EACCES` privileged port;
-/// `-EADDRNOTAVAIL` not a local address. Messages should name the address, e.g.
+/// `-EADDRNOTAVAIL` not a local address; `-ENAMETOOLONG` an address of 256 bytes or more. Messages should name the address, e.g.
 /// `127.0.0.1:8080: address already in use`.
 #[no_mangle]
 pub unsafe extern "C" fn dk_listen_tcp(addr: *const c_char, backlog: c_int, flags: u32) -> c_int {

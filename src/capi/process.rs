@@ -93,7 +93,8 @@ pub extern "C" fn dk_ready() -> c_int {
 }
 
 /// Reports that startup failed with exit code `code` (1..255; other values become 1) and
-/// the message `msg` (may be NULL; at most 1024 bytes are carried): the launcher prints the
+/// the message `msg` (may be NULL; only its first 1024 bytes are carried, a longer one is
+/// truncated): the launcher prints the
 /// message on its stderr and exits with `code`. In the foreground (no launcher) and in a
 /// worker the message goes to stderr. The caller should exit afterwards. Returns 0.
 #[no_mangle]
@@ -101,10 +102,11 @@ pub unsafe extern "C" fn dk_fail(code: c_int, msg: *const c_char) -> c_int {
     let m: &[u8] = if msg.is_null() {
         b"daemon failed to start"
     } else {
-        // SAFETY: msg is a C string; read at most 64 KiB.
-        match unsafe { sys::cstr_arg(msg, 65536) } {
-            Ok(c) => c.to_bytes(),
-            Err(e) => return e.neg(),
+        // SAFETY: msg is a C string; strnlen reads at most MAX_MESSAGE bytes of it, and a
+        // longer message is carried truncated.
+        unsafe {
+            let n = libc::strnlen(msg, MAX_MESSAGE);
+            core::slice::from_raw_parts(msg.cast::<u8>(), n)
         }
     };
     ret(daemon::fail(code, m))
