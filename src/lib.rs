@@ -61,3 +61,23 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     // SAFETY: abort is always safe to call; no panic may unwind across the C boundary.
     unsafe { libc::abort() }
 }
+
+// libcore's and compiler_builtins' precompiled objects carry unwind tables that name
+// `rust_eh_personality`; with panic = "abort" nothing ever unwinds, but a linker that pulls
+// those archive members (Zig's does) still needs the symbol. A weak definition satisfies it,
+// loses to a real one (a std Rust library linked into the same program), and is not exported
+// from the shared library (cdylib exports only the dk_ functions).
+#[cfg(all(not(feature = "std"), target_arch = "x86_64"))]
+core::arch::global_asm!(
+    ".weak rust_eh_personality",
+    ".type rust_eh_personality,@function",
+    "rust_eh_personality:",
+    "ud2"
+);
+#[cfg(all(not(feature = "std"), target_arch = "aarch64"))]
+core::arch::global_asm!(
+    ".weak rust_eh_personality",
+    ".type rust_eh_personality,%function",
+    "rust_eh_personality:",
+    "brk #0"
+);

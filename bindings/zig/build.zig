@@ -2,7 +2,7 @@
 //! depend on this one and import its `daemonkit` module.
 //!
 //!   -Ddk-lib-dir=DIR     where libdaemonkit.a / libdaemonkit.so are
-//!                        (default: ../../target/release, relative to this directory;
+//!                        (default: ../../target/lib, relative to this directory;
 //!                        build them with `cargo build --release --no-default-features`)
 //!   -Ddk-include-dir=DIR where daemonkit.h is, for the header check (default ../../include)
 //!   -Dshared=true        link libdaemonkit.so (with an rpath) instead of libdaemonkit.a
@@ -11,7 +11,7 @@ const std = @import("std");
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
-    const lib_dir_opt = b.option([]const u8, "dk-lib-dir", "Directory holding libdaemonkit.{a,so} (default ../../target/release)") orelse "../../target/release";
+    const lib_dir_opt = b.option([]const u8, "dk-lib-dir", "Directory holding libdaemonkit.{a,so} (default ../../target/lib)") orelse "../../target/lib";
     const inc_dir_opt = b.option([]const u8, "dk-include-dir", "Directory holding daemonkit.h (default ../../include)") orelse "../../include";
     const shared = b.option(bool, "shared", "Link libdaemonkit.so instead of libdaemonkit.a") orelse false;
 
@@ -34,26 +34,9 @@ pub fn build(b: *std.Build) void {
         // fail instead of silently linking the other kind
         .search_strategy = .no_fallback,
     });
-    // Workaround for a library bug (see src/eh_stub.zig): a weak rust_eh_personality,
-    // linked into everything that uses the module.
-    mod.addObject(b.addObject(.{
-        .name = "daemonkit-eh-stub",
-        .root_module = b.createModule(.{
-            .root_source_file = b.path("src/eh_stub.zig"),
-            .target = target,
-            .optimize = optimize,
-        }),
-    }));
-    // The .so's soname is libdaemonkit.so.0 and cargo writes only libdaemonkit.so: make the
-    // soname link next to it (what `ldconfig -n` would do) so the rpath finds it.
-    var soname_step: ?*std.Build.Step = null;
+    // `make lib` puts the soname link (libdaemonkit.so.0) next to the library.
     if (shared) {
         mod.addRPathSpecial(lib_dir);
-        const ln = b.addSystemCommand(&.{ "ln", "-sfn", "libdaemonkit.so", b.pathJoin(&.{ lib_dir, "libdaemonkit.so.0" }) });
-        soname_step = &ln.step;
-        // A package depending on this one runs it through our install step:
-        // `exe.step.dependOn(dep.builder.getInstallStep())`.
-        b.getInstallStep().dependOn(&ln.step);
     }
 
     // A small program the tests exec (upgrade, exec'd workers): it calls dk_ready/dk_fail.
@@ -88,10 +71,6 @@ pub fn build(b: *std.Build) void {
             },
         }),
     });
-    if (soname_step) |st| {
-        helper.step.dependOn(st);
-        tests.step.dependOn(st);
-    }
     const run_tests = b.addRunArtifact(tests);
     const test_step = b.step("test", "Run the binding's tests (header check, every wrapper with real calls)");
     test_step.dependOn(&run_tests.step);

@@ -27,7 +27,7 @@ use DaemonKit ();    # resolves our argv for re-exec/upgrade now, before Getopt 
 
 BEGIN {
     # The library: $DAEMONKIT_LIB, else the one built in this tree, else the system's.
-    my $built = "$FindBin::RealBin/../../target/release/libdaemonkit.so";
+    my $built = "$FindBin::RealBin/../../target/lib/libdaemonkit.so";
     DaemonKit::FFI::load($ENV{DAEMONKIT_LIB} // (-e $built ? Cwd::abs_path($built) : undef));
 }
 

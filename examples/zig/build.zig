@@ -14,7 +14,7 @@ pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
     const optimize = b.standardOptimizeOption(.{});
     const shared = b.option(bool, "shared", "Link libdaemonkit.so instead of libdaemonkit.a") orelse false;
-    const lib_dir = b.option([]const u8, "dk-lib-dir", "Directory holding libdaemonkit.{a,so} (default: the binding's, ../../target/release)");
+    const lib_dir = b.option([]const u8, "dk-lib-dir", "Directory holding libdaemonkit.{a,so} (default: the binding's, ../../target/lib)");
 
     const dk = if (lib_dir) |d|
         b.dependency("daemonkit", .{ .target = target, .optimize = optimize, .shared = shared, .@"dk-lib-dir" = d })

@@ -701,8 +701,10 @@ fn childSignals() !void {
     var pfd = [_]std.posix.pollfd{w.pollFd()};
     try expectEqual(@as(usize, 1), try std.posix.poll(&pfd, 2000));
     try expect(pfd[0].revents & std.posix.POLL.IN != 0);
-    try expectEqual(@as(?dk.Signal, .USR1), w.next()); // lowest first, each once
-    try expectEqual(@as(?dk.Signal, .USR2), w.next());
+    // each pending kind once (round-robin order), then nothing
+    const a = w.next();
+    const b = w.next();
+    try expect((a == .USR1 and b == .USR2) or (a == .USR2 and b == .USR1));
     try expectEqual(@as(?dk.Signal, null), w.next());
     try expectEqual(@as(?dk.Signal, null), try w.wait(20)); // timeout
     // the pipe was drained: poll says nothing
@@ -712,8 +714,9 @@ fn childSignals() !void {
     // a flood loses no kind
     for (0..2000) |_| _ = c.kill(c.getpid(), .HUP);
     _ = c.kill(c.getpid(), .TERM);
-    try expectEqual(@as(?dk.Signal, .HUP), try w.wait(1000));
-    try expectEqual(@as(?dk.Signal, .TERM), try w.wait(1000));
+    const x = try w.wait(1000);
+    const y = try w.wait(1000);
+    try expect((x == .HUP and y == .TERM) or (x == .TERM and y == .HUP));
     try expectEqual(@as(?dk.Signal, null), w.next());
 
     w.close();

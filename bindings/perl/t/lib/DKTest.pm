@@ -27,7 +27,7 @@ our $LIB;
 BEGIN {
     # The library the tests load: $DAEMONKIT_LIB, else this tree's build, else the system's.
     my $dist = Cwd::abs_path("$FindBin::Bin/..");
-    my $built = Cwd::abs_path("$dist/../../target/release/libdaemonkit.so");
+    my $built = Cwd::abs_path("$dist/../../target/lib/libdaemonkit.so");
     $LIB = $ENV{DAEMONKIT_LIB} // ($built && -e $built ? $built : undef);
     $ENV{DAEMONKIT_LIB} = $LIB if defined $LIB;     # children (perl -e ...) use the same one
 }
