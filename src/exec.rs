@@ -247,18 +247,18 @@ fn arrange(src: &[c_int], saved: Option<&mut [c_int; MAX_FDS]>) -> Res<[c_int; M
     let base = 3 + n as c_int;
     let mut high = [-1; MAX_FDS];
     if let Some(saved) = saved {
-        for i in 0..n {
+        for (i, slot) in saved.iter_mut().enumerate().take(n) {
             // SAFETY: F_DUPFD_CLOEXEC on a possibly-closed fd just fails with EBADF.
-            saved[i] = unsafe { libc::fcntl(3 + i as c_int, libc::F_DUPFD_CLOEXEC, base) };
+            *slot = unsafe { libc::fcntl(3 + i as c_int, libc::F_DUPFD_CLOEXEC, base) };
         }
     }
-    for i in 0..n {
+    for (h, &fd) in high.iter_mut().zip(src) {
         // SAFETY: duplicating a valid fd above the target range.
-        high[i] = sys::cvt(unsafe { libc::fcntl(src[i], libc::F_DUPFD_CLOEXEC, base) })?;
+        *h = sys::cvt(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base) })?;
     }
-    for i in 0..n {
+    for (i, &h) in high.iter().enumerate().take(n) {
         // SAFETY: dup2 onto the target; it clears FD_CLOEXEC on the new descriptor.
-        sys::retry(|| unsafe { libc::dup2(high[i], 3 + i as c_int) })?;
+        sys::retry(|| unsafe { libc::dup2(h, 3 + i as c_int) })?;
     }
     Ok(high)
 }

@@ -399,7 +399,7 @@ pub fn send_fds(sock: c_int, data: &[u8], fds: &[c_int]) -> Res<usize> {
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         if !fds.is_empty() {
-            let bytes = (fds.len() * size_of::<c_int>()) as u32;
+            let bytes = core::mem::size_of_val(fds) as u32;
             msg.msg_control = cbuf.0.as_mut_ptr().cast();
             msg.msg_controllen = libc::CMSG_SPACE(bytes) as _;
             let c = libc::CMSG_FIRSTHDR(&msg);

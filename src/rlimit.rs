@@ -23,7 +23,7 @@ pub fn get(resource: c_int) -> Res<(u64, u64)> {
     };
     // SAFETY: rl is a valid out-pointer and resource is in range.
     sys::cvt(unsafe { libc::getrlimit(resource as _, &mut rl) })?;
-    Ok((rl.rlim_cur as u64, rl.rlim_max as u64))
+    Ok((rl.rlim_cur, rl.rlim_max))
 }
 
 /// Sets `resource` to `(soft, hard)`. `EINVAL` when soft > hard, `EPERM` when raising the

@@ -393,7 +393,7 @@ impl Supervisor {
         if !self.announced && ready_now >= self.workers as usize {
             self.announced = true;
             if let Err(e) = daemon::ready() {
-                self.emit(event::READY, self.master, e.neg());
+                self.emit(event::READY, self.master, e.to_c());
             } else {
                 self.emit(event::READY, self.master, self.workers as i32);
             }
@@ -433,7 +433,7 @@ impl Supervisor {
             }
             libc::SIGUSR1 => {
                 let r = if fds::log_active() {
-                    fds::log_reopen().map_or_else(|e| e.neg(), |_| 0)
+                    fds::log_reopen().map_or_else(|e| e.to_c(), |_| 0)
                 } else {
                     0
                 };
@@ -515,7 +515,7 @@ impl Supervisor {
                 self.upgrade = Some((pid, fd, sys::now_ms() + self.upgrade_timeout_ms as u64));
                 self.emit(event::UPGRADE_STARTED, pid, 0);
             }
-            Err(e) => self.emit(event::UPGRADE_FAILED, 0, e.neg()),
+            Err(e) => self.emit(event::UPGRADE_FAILED, 0, e.to_c()),
         }
     }
 

@@ -17,7 +17,7 @@ impl Errno {
         Errno(get_errno())
     }
     /// The negative value the C ABI returns.
-    pub fn neg(self) -> c_int {
+    pub fn to_c(self) -> c_int {
         -self.0
     }
 }

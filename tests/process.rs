@@ -136,7 +136,7 @@ fn notify_sequence(addr: &str, bind: impl FnOnce() -> UnixDatagram) {
     let pid = child.id() as i32;
     reaper.add(pid);
     let mut got: Vec<String> = Vec::new();
-    let mut recv = |want: &str, got: &mut Vec<String>| {
+    let recv = |want: &str, got: &mut Vec<String>| {
         let end = Instant::now() + Duration::from_secs(10);
         while Instant::now() < end {
             let mut buf = [0u8; 512];

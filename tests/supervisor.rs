@@ -36,15 +36,14 @@ impl Master {
         let child = cmd.spawn().unwrap();
         let mut reaper = Reaper::default();
         reaper.add(child.id() as i32);
-        let m = Master {
+        Master {
             child,
             port,
             pidfile,
             events,
             reaper,
             _dir: dir,
-        };
-        m
+        }
     }
     fn pid(&self) -> i32 {
         self.child.id() as i32

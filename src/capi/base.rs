@@ -51,7 +51,7 @@ pub unsafe extern "C" fn dk_pidfile_open(
     // SAFETY: path_ is NULL or a C string per the C contract.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     match PidFile::open(p, mode) {
         Ok(inner) => match new_handle(dk_pidfile { inner }) {
@@ -67,7 +67,7 @@ pub unsafe extern "C" fn dk_pidfile_open(
                 // SAFETY: non-NULL out-pointer.
                 unsafe { *other_pid = pid };
             }
-            errno.neg()
+            errno.to_c()
         }
     }
 }
@@ -134,13 +134,13 @@ pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32
     // SAFETY: path_ is NULL or a C string.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     let (r, pid) = match pidfile::check(p) {
         Ok(State::Running(pid)) => (DK_PIDFILE_RUNNING, pid),
         Ok(State::Stale(pid)) => (DK_PIDFILE_STALE, pid.unwrap_or(0)),
         Ok(State::Absent) => (-libc::ENOENT, 0),
-        Err(e) => (e.neg(), 0),
+        Err(e) => (e.to_c(), 0),
     };
     if !pid_out.is_null() {
         // SAFETY: non-NULL out-pointer.
@@ -168,7 +168,7 @@ pub unsafe extern "C" fn dk_pidfile_kill(
     // SAFETY: path_ is NULL or a C string.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     match pidfile::kill(p, sig) {
         Ok(pid) => {
@@ -178,7 +178,7 @@ pub unsafe extern "C" fn dk_pidfile_kill(
             }
             0
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn dk_privileges_drop(
     // SAFETY: user/group are NULL or C strings.
     let u = match unsafe { sys::cstr_arg(user, 256) } {
         Ok(u) => u,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     let g = if group.is_null() {
         None
@@ -224,7 +224,7 @@ pub unsafe extern "C" fn dk_privileges_drop(
         // SAFETY: group is a C string.
         match unsafe { sys::cstr_arg(group, 256) } {
             Ok(g) => Some(g),
-            Err(e) => return e.neg(),
+            Err(e) => return e.to_c(),
         }
     };
     ret(privileges::drop_to(u, g))
@@ -241,7 +241,7 @@ pub unsafe extern "C" fn dk_user_lookup(
     // SAFETY: user is NULL or a C string.
     let u = match unsafe { sys::cstr_arg(user, 256) } {
         Ok(u) => u,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     match privileges::lookup_user(u) {
         Ok(u) => {
@@ -256,7 +256,7 @@ pub unsafe extern "C" fn dk_user_lookup(
             }
             0
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -267,7 +267,7 @@ pub unsafe extern "C" fn dk_group_lookup(group: *const c_char, gid_out: *mut u32
     // SAFETY: group is NULL or a C string.
     let g = match unsafe { sys::cstr_arg(group, 256) } {
         Ok(g) => g,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     match privileges::lookup_group(g) {
         Ok(gid) => {
@@ -277,7 +277,7 @@ pub unsafe extern "C" fn dk_group_lookup(group: *const c_char, gid_out: *mut u32
             }
             0
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -309,7 +309,7 @@ pub unsafe extern "C" fn dk_rlimit_get(resource: c_int, soft: *mut u64, hard: *m
             }
             0
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -332,7 +332,7 @@ pub unsafe extern "C" fn dk_rlimit_nofile(wanted: u64, obtained: *mut u64) -> c_
             }
             0
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -361,7 +361,7 @@ pub unsafe extern "C" fn dk_fd_close_from(
     // SAFETY: keep is NULL or n_keep readable ints.
     match unsafe { int_slice(keep, n_keep) } {
         Ok(k) => ret(fds::close_range_except(first, k)),
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -379,7 +379,7 @@ pub unsafe extern "C" fn dk_log_open(path: *const c_char, which: u32) -> c_int {
     // SAFETY: path_ is NULL or a C string.
     match unsafe { path_arg(path) } {
         Ok(p) => ret(fds::log_open(p, which)),
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -404,9 +404,9 @@ pub unsafe extern "C" fn dk_signal_open(sigs: *const c_int, n: usize) -> c_int {
     match unsafe { int_slice(sigs, n) } {
         Ok(s) => match signals::open(s) {
             Ok(fd) => fd,
-            Err(e) => e.neg(),
+            Err(e) => e.to_c(),
         },
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -424,7 +424,7 @@ pub extern "C" fn dk_signal_next() -> c_int {
 pub extern "C" fn dk_signal_wait(timeout_ms: c_int) -> c_int {
     match signals::wait(timeout_ms as i64) {
         Ok(s) => s,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 

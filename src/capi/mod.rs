@@ -54,7 +54,7 @@ pub extern "C" fn dk_strerror(err: c_int) -> *const c_char {
 pub(crate) fn ret(r: Res<()>) -> c_int {
     match r {
         Ok(()) => 0,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 

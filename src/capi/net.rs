@@ -29,9 +29,9 @@ pub unsafe extern "C" fn dk_listen_tcp(addr: *const c_char, backlog: c_int, flag
     match unsafe { sys::cstr_arg(addr, 256) } {
         Ok(a) => match listen::tcp(a.to_bytes(), backlog, flags) {
             Ok(fd) => fd,
-            Err(e) => e.neg(),
+            Err(e) => e.to_c(),
         },
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -51,9 +51,9 @@ pub unsafe extern "C" fn dk_listen_unix(
     match unsafe { path_arg(path) } {
         Ok(p) => match listen::unix(p, mode, backlog, flags) {
             Ok(fd) => fd,
-            Err(e) => e.neg(),
+            Err(e) => e.to_c(),
         },
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -63,7 +63,7 @@ pub unsafe extern "C" fn dk_listen_unix(
 pub extern "C" fn dk_socket_port(fd: c_int) -> c_int {
     match listen::local_port(fd) {
         Ok(p) => p as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -79,7 +79,7 @@ pub unsafe extern "C" fn dk_socket_name(fd: c_int, buf: *mut c_char, len: usize)
     let out = unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), len) };
     match listen::local_name(fd, out) {
         Ok(n) => n as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -100,7 +100,7 @@ pub unsafe extern "C" fn dk_listen_fds(flags: u32, names: *mut c_char, names_len
     };
     match listen::listen_fds(flags, out) {
         Ok(n) => n as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -114,9 +114,9 @@ pub unsafe extern "C" fn dk_notify(state: *const c_char) -> c_int {
     match unsafe { sys::cstr_arg(state, 65536) } {
         Ok(s) => match notify::notify_cstr(s) {
             Ok(n) => n,
-            Err(e) => e.neg(),
+            Err(e) => e.to_c(),
         },
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -126,7 +126,7 @@ pub unsafe extern "C" fn dk_notify(state: *const c_char) -> c_int {
 pub extern "C" fn dk_notify_reloading() -> c_int {
     match notify::reloading() {
         Ok(b) => b as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -135,7 +135,7 @@ pub extern "C" fn dk_notify_reloading() -> c_int {
 pub extern "C" fn dk_notify_stopping() -> c_int {
     match notify::stopping() {
         Ok(b) => b as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -176,11 +176,11 @@ pub unsafe extern "C" fn dk_fd_send(
     // SAFETY: as above.
     let f = match unsafe { int_slice(fds, n_fds) } {
         Ok(f) => f,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     match listen::send_fds(sock, d, f) {
         Ok(n) => n as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -224,6 +224,6 @@ pub unsafe extern "C" fn dk_fd_recv(
             unsafe { *n_fds = nf };
             n as c_int
         }
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }

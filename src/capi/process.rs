@@ -58,7 +58,7 @@ pub unsafe extern "C" fn dk_daemonize(
     // SAFETY: keep is NULL or n_keep readable ints.
     let keep = match unsafe { int_slice(keep, n_keep) } {
         Ok(k) => k,
-        Err(e) => return e.neg(),
+        Err(e) => return e.to_c(),
     };
     let chdir = if chdir_path.is_null() {
         None
@@ -66,7 +66,7 @@ pub unsafe extern "C" fn dk_daemonize(
         // SAFETY: chdir_path is a C string.
         match unsafe { path_arg(chdir_path) } {
             Ok(p) => Some(p),
-            Err(e) => return e.neg(),
+            Err(e) => return e.to_c(),
         }
     };
     let o = Options {
@@ -78,7 +78,7 @@ pub unsafe extern "C" fn dk_daemonize(
     };
     match daemon::daemonize(&o) {
         Ok(role) => role as c_int,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     }
 }
 
@@ -124,15 +124,15 @@ unsafe fn spec<'a>(
         return Err(-libc::EINVAL);
     }
     // SAFETY: fds is NULL or n_fds readable ints.
-    let fds = unsafe { int_slice(fds, n_fds) }.map_err(|e| e.neg())?;
+    let fds = unsafe { int_slice(fds, n_fds) }.map_err(|e| e.to_c())?;
     let names = if names.is_null() {
         None
     } else {
         // SAFETY: names is a C string.
-        Some(unsafe { sys::cstr_arg(names, 65536) }.map_err(|e| e.neg())?)
+        Some(unsafe { sys::cstr_arg(names, 65536) }.map_err(|e| e.to_c())?)
     };
     // SAFETY: pf is NULL or a live handle.
-    let pidfile_fd = unsafe { pf.as_ref() }.map_or(-1, |h| super::base::pidfile_fd_of(h));
+    let pidfile_fd = unsafe { pf.as_ref() }.map_or(-1, super::base::pidfile_fd_of);
     Ok(Spec {
         argv,
         fds,
@@ -213,7 +213,7 @@ pub unsafe extern "C" fn dk_upgrade(
                     *msg.add(n) = 0;
                 }
             }
-            e.neg()
+            e.to_c()
         }
     }
 }

@@ -98,7 +98,7 @@ pub unsafe extern "C" fn dk_supervisor_new(out: *mut *mut dk_supervisor) -> c_in
 pub unsafe extern "C" fn dk_supervisor_free(sv: *mut dk_supervisor) -> c_int {
     if !sv.is_null() {
         // SAFETY: sv is a live handle, freed exactly once here.
-        drop(unsafe { super::free_handle(sv) });
+        let _ = unsafe { super::free_handle(sv) };
     }
     0
 }
@@ -219,7 +219,7 @@ pub unsafe extern "C" fn dk_supervisor_set_listen_names(
     if !names.is_null() {
         // SAFETY: names is a C string.
         if let Err(e) = unsafe { sys::cstr_arg(names, 65536) } {
-            return e.neg();
+            return e.to_c();
         }
     }
     with(sv, |s| {
@@ -278,7 +278,7 @@ pub extern "C" fn dk_supervisor_run(sv: *mut dk_supervisor) -> c_int {
     with(sv, |s| match s.run() {
         Ok(Outcome::Stopped) => DK_SUPERVISOR_STOPPED,
         Ok(Outcome::Upgraded) => DK_SUPERVISOR_UPGRADED,
-        Err(e) => e.neg(),
+        Err(e) => e.to_c(),
     })
 }
 
