@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Every test suite, the way CI runs it (`make test`; `.ci/run` calls this). Installs what a
+# fresh machine lacks first (tests/setup.sh), then runs each suite even if an earlier one
+# failed, and ends with a line "N passed, N failed" counting suites. Under CI=true a missing
+# toolchain is a failure, never a skip.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+bash tests/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0; failures=()
+step() {
+    local name=$1; shift
+    echo
+    echo "=== $name: $*"
+    local t0=$SECONDS
+    if "$@"; then
+        passed=$((passed + 1)); echo "=== $name: ok ($((SECONDS - t0)) s)"
+    else
+        failed=$((failed + 1)); failures+=("$name"); echo "=== $name: FAILED ($((SECONDS - t0)) s)"
+    fi
+}
+
+zig() { python3 -m ziglang "$@"; }
+libsize() {
+    local so tmp; so=target/lib/libdaemonkit.so.0.1.0; tmp=$(mktemp)
+    cp "$so" "$tmp" && strip "$tmp"
+    echo "stripped libdaemonkit.so: $(stat -c %s "$tmp") bytes (target: at most 65536)"
+    echo "dynamic dependencies: $(ldd "$so" | awk '{print $1}' | tr '\n' ' ')"
+    local bad; bad=$(ldd "$so" | grep -v -E 'linux-vdso|libc\.so|ld-linux' || true)
+    local und; und=$(nm -D --undefined-only "$so" | grep -v '@GLIBC' || true)
+    rm -f "$tmp"
+    [ -z "$bad" ] && [ -z "$und" ] || { echo "unexpected: $bad $und"; return 1; }
+}
+
+step "shipped libraries" make -s lib
+step "library footprint" libsize
+step "rustfmt" cargo fmt --check
+step "clippy (std)" cargo clippy --all-targets -- -D warnings
+step "clippy (no_std core)" cargo clippy --no-default-features --lib -- -D warnings
+step "no_std build" cargo build --quiet --no-default-features --lib
+step "cargo test (Rust, integration, conformance in 4 languages)" cargo test
+step "C tests (static and shared, header, coverage)" make -s -C tests/c check
+step "C tests under valgrind" make -s -C tests/c valgrind
+step "Perl binding (prove)" env DAEMONKIT_LIB="$PWD/target/lib/libdaemonkit.so" prove -r bindings/perl/t
+step "Zig binding (zig build test)" bash -c 'cd bindings/zig && python3 -m ziglang build test --summary all'
+step "Zig binding, shared library" bash -c 'cd bindings/zig && python3 -m ziglang build test -Dshared=true --summary all'
+step "Zig example (zig build test)" bash -c 'cd examples/zig && python3 -m ziglang build test --summary all'
+step "demo (the main job)" make -s demo
+
+echo
+[ ${#failures[@]} -eq 0 ] || echo "failed suites: ${failures[*]}"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
