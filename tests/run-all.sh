@@ -29,7 +29,7 @@ libsize() {
     echo "stripped libdaemonkit.so: $(stat -c %s "$tmp") bytes (target: at most 65536)"
     echo "dynamic dependencies: $(ldd "$so" | awk '{print $1}' | tr '\n' ' ')"
     local bad; bad=$(ldd "$so" | grep -v -E 'linux-vdso|libc\.so|ld-linux' || true)
-    local und; und=$(nm -D --undefined-only "$so" | grep -v '@GLIBC' || true)
+    local und; und=$(nm -D --undefined-only "$so" | awk '$1 == "U"' | grep -v '@GLIBC' || true)
     rm -f "$tmp"
     [ -z "$bad" ] && [ -z "$und" ] || { echo "unexpected: $bad $und"; return 1; }
 }

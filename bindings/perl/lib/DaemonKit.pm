@@ -444,7 +444,13 @@ sub drop_privileges {
     my ($user, $group) = @_;
     _usage('drop_privileges: no user given') unless defined $user && length $user;
     my $r = DaemonKit::FFI::dk_privileges_drop("$user", defined $group ? "$group" : undef, 0);
-    return 1 if $r >= 0;
+    if ($r >= 0) {
+        # perl's require dies on an @INC directory it may not search (a 0700 checkout) instead
+        # of trying the next one; keep only what the new user can still read. Modules already
+        # loaded stay loaded.
+        @INC = grep { ref($_) || (-d $_ && -r _ && -x _) } @INC;
+        return 1;
+    }
     _throw('dk_privileges_drop', $r, "unknown user '$user'")  if $r == DK_ERR_UNKNOWN_USER;
     _throw('dk_privileges_drop', $r, "unknown group '$group'") if $r == DK_ERR_UNKNOWN_GROUP && defined $group;
     _throw('dk_privileges_drop', $r, "drop privileges to '$user': the user's group does not exist") if $r == DK_ERR_UNKNOWN_GROUP;
@@ -452,6 +458,11 @@ sub drop_privileges {
     _throw('dk_privileges_drop', $r, "drop privileges to '$user': ids changed but did not verify; exit now") if $r == DK_ERR_VERIFY;
     _fail_op('dk_privileges_drop', $r, "drop privileges to '$user'");
 }
+
+=pod
+
+After a successful C<drop_privileges>, C<@INC> keeps only the directories the new user may search, so a
+later C<require> does not die on a directory only root could read.
 
 =head2 user_lookup
 

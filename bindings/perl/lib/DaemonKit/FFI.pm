@@ -12,6 +12,7 @@ use Carp ();
 use FFI::Platypus 2.00;
 use FFI::Platypus::Memory qw(malloc free strdup memcpy);
 use FFI::Platypus::Buffer qw(scalar_to_buffer);
+use FFI::Platypus::Closure ();    # loaded now: a daemon may not read @INC after dropping privileges
 
 our $VERSION = '0.01';
 
@@ -363,6 +364,7 @@ The Perl strings it holds.
 
 use FFI::Platypus::Memory qw(malloc free strdup);
 use FFI::Platypus::Buffer qw(scalar_to_buffer);
+use FFI::Platypus::Closure ();    # loaded now: a daemon may not read @INC after dropping privileges
 use Config ();
 
 my $PTRSIZE = $Config::Config{ptrsize};

@@ -4,6 +4,10 @@ use strict;
 use warnings;
 use Carp ();
 use IO::Async::Loop ();
+# Loaded now, not when the first loop is built: a daemon that dropped privileges may no
+# longer read @INC (a 0700 checkout), and the loop class probe would then find nothing.
+use IO::Async::Loop::Poll ();
+use IO::Async::Loop::Select ();
 use IO::Socket ();
 use IO::Socket::INET ();
 use IO::Socket::UNIX ();
