@@ -163,3 +163,67 @@ fn zig_example() {
     assert!(Path::new(&bin).exists());
     check(bin.to_str().unwrap(), "zig");
 }
+
+/// The example servers do no daemon plumbing of their own: fork, setsid, PID file locking,
+/// setuid, sigaction and waitpid happen only inside libdaemonkit.
+#[test]
+fn examples_have_no_hand_rolled_plumbing() {
+    let calls = [
+        "fork(",
+        "setsid(",
+        "flock(",
+        "setuid(",
+        "seteuid(",
+        "setresuid(",
+        "setgid(",
+        "setgroups(",
+        "sigaction(",
+        "waitpid(",
+    ];
+    let mut files = vec![
+        root().join("examples/c/dk-hello.c"),
+        root().join("examples/perl/dk-hello.pl"),
+    ];
+    for dir in ["examples/rust", "examples/zig/src"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            // plumbing_test.zig is the Zig example's own version of this check (it names them).
+            if matches!(p.extension().and_then(|x| x.to_str()), Some("rs" | "zig"))
+                && !p.ends_with("plumbing_test.zig")
+            {
+                files.push(p);
+            }
+        }
+    }
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap();
+            for c in calls {
+                // a call, not a longer identifier ending in the same letters (dk_..., ignore_sigpipe...)
+                let hit = code.match_indices(c).any(|(i, _)| {
+                    i == 0
+                        || !code.as_bytes()[i - 1].is_ascii_alphanumeric()
+                            && code.as_bytes()[i - 1] != b'_'
+                });
+                assert!(!hit, "{}:{}: direct call {c}: {line}", f.display(), n + 1);
+            }
+        }
+        // Perl spells them differently.
+        if f.extension().and_then(|x| x.to_str()) == Some("pl") {
+            for bad in [
+                "POSIX::setsid",
+                "POSIX::setuid",
+                "POSIX::setgid",
+                "$SIG{CHLD}",
+                "flock ",
+                "waitpid ",
+                " fork;",
+                "fork()",
+            ] {
+                assert!(!text.contains(bad), "{}: uses {bad}", f.display());
+            }
+        }
+    }
+    println!("checked {} example sources", files.len());
+}

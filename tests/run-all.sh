@@ -34,7 +34,21 @@ libsize() {
     [ -z "$bad" ] && [ -z "$und" ] || { echo "unexpected: $bad $und"; return 1; }
 }
 
+install_check() {
+    # make install into a DESTDIR, then build the C quick start with pkg-config against it.
+    local t; t=$(mktemp -d)
+    make -s install DESTDIR="$t" PREFIX=/usr/local >/dev/null &&
+    PKG_CONFIG_PATH="$t/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$t" \
+        cc -std=c99 -Wall -Werror examples/c/quickstart.c \
+        $(PKG_CONFIG_PATH="$t/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$t" pkg-config --cflags --libs daemonkit) \
+        -o "$t/quickstart" &&
+    LD_LIBRARY_PATH="$t/usr/local/lib" ldd "$t/quickstart" | grep -q "libdaemonkit.so.0 => $t" &&
+    ls -l "$t/usr/local/lib" "$t/usr/local/include" "$t/usr/local/lib/pkgconfig"
+    local rc=$?; rm -rf "$t"; return $rc
+}
+
 step "shipped libraries" make -s lib
+step "make install + pkg-config" install_check
 step "library footprint" libsize
 step "rustfmt" cargo fmt --check
 step "clippy (std)" cargo clippy --all-targets -- -D warnings
