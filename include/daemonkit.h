@@ -259,7 +259,8 @@ typedef struct dk_supervisor dk_supervisor;
  * Worker entry, run in each forked worker after the post-fork hook: `ctx` as given to
  * `dk_supervisor_set_worker`, `index` the worker's slot (0..N-1, reused). Its return value
  * is the worker's exit status (0: clean exit, e.g. max-requests reached — replaced at once
- * without counting as a crash). It should serve on the inherited listeners, call
+ * without counting as a crash, unless it exits within a second without ever reporting
+ * ready, which is throttled like a crash). It should serve on the inherited listeners, call
  * `dk_ready()` once it accepts connections, handle SIGTERM by finishing in-flight requests
  * and returning, and SIGUSR1 by `dk_log_reopen()`.
  */
@@ -695,7 +696,10 @@ int dk_supervisor_set_worker(dk_supervisor *sv, dk_worker_fn f, void *ctx);
  * Makes each worker exec `argv` (NULL-terminated, `argv[0]` an absolute path; the array
  * must stay valid for the supervisor's life) with the listeners as fds 3.. and
  * `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, and its readiness pipe in
- * `DAEMONKIT_READY_FD`, instead of calling a worker entry. `-EINVAL` for NULL.
+ * `DAEMONKIT_READY_FD` (write one byte `r` to it, then close it, when ready), instead of
+ * calling a worker entry. `NOTIFY_SOCKET`/`WATCHDOG_*` are not passed on (the master speaks
+ * to systemd), and the master forwards USR1 to workers, so a program that does not handle
+ * USR1 should ignore it. `-EINVAL` for NULL.
  */
 int dk_supervisor_set_exec(dk_supervisor *sv, const char *const *argv);
 

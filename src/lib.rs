@@ -43,7 +43,7 @@ pub use daemon::Daemonize;
 #[cfg(feature = "std")]
 pub use error::Error;
 #[cfg(feature = "std")]
-pub use pidfile::{default_path, Pidfile, State as PidState};
+pub use pidfile::{default_path, Pidfile, State as PidState, Stopped};
 #[cfg(feature = "std")]
 pub use privileges::drop_privileges;
 #[cfg(feature = "std")]

@@ -633,6 +633,112 @@ mod rust {
         }
     }
 
+    /// What [`Pidfile::stop`] did.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Stopped {
+        /// Nobody held the lock; the stale pid in the file (if any) was not signalled.
+        NotRunning { stale: Option<i32> },
+        /// The holder released the lock after TERM.
+        Terminated(i32),
+        /// The holder outlived the timeout and was killed; its file is left stale.
+        Killed(i32),
+    }
+
+    const POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+    impl Pidfile {
+        /// [`Pidfile::kill`], retrying for up to `wait` while the holder has locked the file
+        /// but not written its pid yet.
+        pub fn signal_holder(
+            path: impl AsRef<Path>,
+            sig: c_int,
+            wait: std::time::Duration,
+        ) -> Result<i32, Error> {
+            let path = path.as_ref();
+            let deadline = std::time::Instant::now() + wait;
+            loop {
+                match Pidfile::kill(path, sig) {
+                    Err(Error::Io { source, .. })
+                        if source.raw_os_error() == Some(libc::EAGAIN)
+                            && std::time::Instant::now() < deadline =>
+                    {
+                        std::thread::sleep(POLL)
+                    }
+                    r => return r,
+                }
+            }
+        }
+
+        /// Waits up to `timeout` for nobody to hold the lock at `path`; true when released.
+        pub fn wait_released(
+            path: impl AsRef<Path>,
+            timeout: std::time::Duration,
+        ) -> Result<bool, Error> {
+            let deadline = std::time::Instant::now() + timeout;
+            loop {
+                if !matches!(Pidfile::check(path.as_ref())?, State::Running(_)) {
+                    return Ok(true);
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                std::thread::sleep(POLL);
+            }
+        }
+
+        /// Stops the daemon holding `path`: TERM, wait up to `timeout` for the lock to be
+        /// released, then KILL and wait up to 5 s more. Never signals a pid whose lock is free.
+        /// Errors when the signal cannot be sent or the holder survives KILL.
+        pub fn stop(
+            path: impl AsRef<Path>,
+            timeout: std::time::Duration,
+        ) -> Result<Stopped, Error> {
+            let path = path.as_ref();
+            let wait = std::time::Duration::from_secs(2);
+            let pid = match Pidfile::signal_holder(path, libc::SIGTERM, wait) {
+                Ok(pid) => pid,
+                Err(Error::NotRunning { .. }) => {
+                    let stale = match Pidfile::check(path) {
+                        Ok(State::Stale(p)) => p,
+                        _ => None,
+                    };
+                    return Ok(Stopped::NotRunning { stale });
+                }
+                Err(e) => return Err(e),
+            };
+            if Pidfile::wait_released(path, timeout)? {
+                return Ok(Stopped::Terminated(pid));
+            }
+            match Pidfile::signal_holder(path, libc::SIGKILL, wait) {
+                Ok(_) => {}
+                Err(Error::NotRunning { .. }) => return Ok(Stopped::Terminated(pid)),
+                Err(e) => return Err(e),
+            }
+            if Pidfile::wait_released(path, std::time::Duration::from_secs(5))? {
+                Ok(Stopped::Killed(pid))
+            } else {
+                Err(Error::Io {
+                    context: format!(
+                        "pid file {}: PID {pid} still holds it after KILL",
+                        path.display()
+                    ),
+                    source: std::io::Error::from_raw_os_error(libc::EBUSY),
+                })
+            }
+        }
+    }
+
+    impl State {
+        /// The LSB `status` exit code: 0 running, 1 dead with a stale PID file, 3 not running.
+        pub fn lsb_status(&self) -> u8 {
+            match self {
+                State::Running(_) => 0,
+                State::Stale(_) => 1,
+                State::Absent => 3,
+            }
+        }
+    }
+
     impl Drop for Pidfile {
         fn drop(&mut self) {
             if let Some(p) = self.inner.take() {
@@ -646,4 +752,4 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::{default_path, Pidfile};
+pub use rust::{default_path, Pidfile, Stopped};

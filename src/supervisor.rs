@@ -581,10 +581,12 @@ impl Supervisor {
                 continue;
             }
             let clean = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
-            if clean {
+            let quick = now.saturating_sub(s.started) < 1000;
+            if clean && (s.ready || !quick) {
                 continue; // max-requests: replaced at once, not a crash
             }
-            if now.saturating_sub(s.started) < 1000 {
+            // A failure, or a clean exit before the worker ever served: throttled below.
+            if quick {
                 self.crashes += 1;
                 let step = ((self.crashes - 1) / 3).min(3);
                 let delay = 1000u64 << step;
@@ -674,7 +676,9 @@ impl Supervisor {
             ) {
                 Ok(p) => Some(p),
                 Err(e) => {
+                    // The program vanished or lost its execute bit: say so, retry in a second.
                     self.next_spawn = sys::now_ms() + 1000;
+                    self.emit(event::RESPAWN_DELAYED, 0, 1000);
                     return Err(e);
                 }
             }

@@ -52,6 +52,7 @@ step "make install + pkg-config" install_check
 step "library footprint" libsize
 step "rustfmt" cargo fmt --check
 step "clippy (std)" cargo clippy --all-targets -- -D warnings
+step "clippy (the daemonkit command)" cargo clippy --all-targets --features cli -- -D warnings
 step "clippy (no_std core)" cargo clippy --no-default-features --lib -- -D warnings
 step "no_std build" cargo build --quiet --no-default-features --lib
 step "cargo test (unit, header, supervisor, processes, quick starts)" \

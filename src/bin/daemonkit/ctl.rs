@@ -1,0 +1,147 @@
+//! `stop`, `status` and `reload`: the PID file's lock says whether the daemon lives (never a
+//! bare `kill(pid, 0)`: a stale file's pid may belong to somebody else by now), and signals
+//! go through `Pidfile::kill`, which only signals a process that provably holds the lock.
+
+use crate::{absolute, seconds, Args, EXIT_USAGE, NAME};
+use daemonkit::{Error, PidState, Pidfile, Stopped};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long `stop` waits after TERM before it sends KILL (the default graceful timeout is
+/// 30 s).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// LSB: "program is not running" for an action.
+const EXIT_NOT_RUNNING: u8 = 7;
+
+fn parse(
+    cmd: &str,
+    args: Vec<OsString>,
+    with_timeout: bool,
+) -> Result<(PathBuf, Duration), String> {
+    let mut pid = None;
+    let mut timeout = DEFAULT_STOP_TIMEOUT;
+    let mut a = Args::new(args);
+    loop {
+        let (opt, inline) = match a.next_opt() {
+            Ok(Some(o)) => o,
+            Ok(None) => break,
+            Err(Some(x)) => return Err(format!("{cmd}: unexpected argument {x:?}")),
+            Err(None) => return Err(format!("{cmd}: unexpected '--'")),
+        };
+        match opt.as_str() {
+            "--pid" | "--pidfile" => pid = Some(absolute(&opt, &a.value(&opt, inline)?)?),
+            "--timeout" if with_timeout => timeout = seconds(&opt, &a.value(&opt, inline)?)?,
+            _ => return Err(format!("{cmd}: unknown option '{opt}'")),
+        }
+    }
+    let pid = pid.ok_or_else(|| format!("{cmd}: --pid FILE is required"))?;
+    Ok((pid, timeout))
+}
+
+/// `status --pid FILE`, with the LSB exit codes: 0 running, 1 dead with a stale pid file,
+/// 3 not running, 4 unknown (the file cannot be read).
+pub fn status(args: Vec<OsString>) -> u8 {
+    let path = match parse("status", args, false) {
+        Ok((p, _)) => p,
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            return 4;
+        }
+    };
+    match Pidfile::check(&path) {
+        Ok(st) => {
+            match st {
+                PidState::Running(pid) if pid > 0 => println!("running (PID: {pid})"),
+                PidState::Running(_) => println!("running (PID not written yet)"),
+                PidState::Stale(pid) => {
+                    let pid = pid.map_or(String::new(), |p| format!(" (stale PID: {p})"));
+                    println!("dead, but the pid file {} remains{pid}", path.display());
+                }
+                PidState::Absent => println!("not running"),
+            }
+            st.lsb_status()
+        }
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            4
+        }
+    }
+}
+
+/// Says why nothing had to be signalled.
+fn not_running(path: &Path) {
+    match Pidfile::check(path) {
+        Ok(PidState::Stale(Some(p))) => {
+            println!(
+                "not running; the pid file {} is stale (stale PID: {p}, not signalled)",
+                path.display()
+            )
+        }
+        _ => println!("not running"),
+    }
+}
+
+/// `stop --pid FILE [--timeout SECS]`.
+pub fn stop(args: Vec<OsString>) -> u8 {
+    match parse("stop", args, true) {
+        Ok((path, timeout)) => stop_path(&path, timeout),
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+/// TERM, wait for the lock to be released, KILL after the timeout (`Pidfile::stop`, which
+/// never signals a pid whose lock is free). 0 when stopped or not running.
+pub fn stop_path(path: &Path, timeout: Duration) -> u8 {
+    match Pidfile::stop(path, timeout) {
+        Ok(Stopped::NotRunning { .. }) => {
+            not_running(path);
+            0
+        }
+        Ok(Stopped::Terminated(pid)) => {
+            println!("stopped (PID: {pid})");
+            0
+        }
+        Ok(Stopped::Killed(pid)) => {
+            println!(
+                "PID {pid} still running after {:.1}s: killed; the pid file {} is left stale (the next start takes it over)",
+                timeout.as_secs_f64(),
+                path.display()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            1
+        }
+    }
+}
+
+/// `reload --pid FILE`: HUP (a rolling restart of the program).
+pub fn reload(args: Vec<OsString>) -> u8 {
+    let path = match parse("reload", args, false) {
+        Ok((p, _)) => p,
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    match Pidfile::signal_holder(&path, libc::SIGHUP, Duration::from_secs(2)) {
+        Ok(pid) => {
+            println!("sent HUP to PID {pid} (rolling restart)");
+            0
+        }
+        Err(Error::NotRunning { .. }) => {
+            not_running(&path);
+            EXIT_NOT_RUNNING
+        }
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            1
+        }
+    }
+}

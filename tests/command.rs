@@ -1,0 +1,581 @@
+//! The `daemonkit` command against real processes: `run`/`start` wrapping a plain
+//! LISTEN_FDS program (tests/support/lfd_http.py), `stop`/`status`/`reload` with their LSB
+//! exit codes (including a stale PID file and a recycled pid that must not be signalled),
+//! port 80 served as nobody, and the conformance rows that apply to a wrapped program.
+//! 127.0.0.1 only, bounded loops, every process stopped by its pid.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The `daemonkit` binary, built once per run with `--features cli` in its own target dir
+/// (`target/cli`): building it inside `cargo test` would compile the library a second time,
+/// with panic=abort, over the test build's unhashed artifacts (see Cargo.toml).
+fn bin() -> &'static str {
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = root().join("target/cli");
+        let ok = Command::new(option_env!("CARGO").unwrap_or("cargo"))
+            .args([
+                "build",
+                "--quiet",
+                "--features",
+                "cli",
+                "--bin",
+                "daemonkit",
+            ])
+            .env("CARGO_TARGET_DIR", &dir)
+            .current_dir(root())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "cargo build --features cli --bin daemonkit failed");
+        dir.join("debug/daemonkit").display().to_string()
+    })
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> Option<PathBuf> {
+    ["/usr/bin/python3", "/bin/python3"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+fn program() -> Option<Vec<String>> {
+    let py = python()?;
+    Some(vec![
+        py.display().to_string(),
+        root()
+            .join("tests/support/lfd_http.py")
+            .display()
+            .to_string(),
+    ])
+}
+
+fn dk(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run daemonkit")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}, stdout {:?}, stderr {:?}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// `daemonkit start --pid PF --listen 127.0.0.1:PORT [extra] -- python3 lfd_http.py`.
+fn start(pf: &Path, port: u16, extra: &[&str]) -> Output {
+    let prog = program().expect("python3");
+    let pfs = pf.display().to_string();
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec![
+        "start",
+        "--pid",
+        &pfs,
+        "--listen",
+        &listen,
+        "--ready",
+        "delay=300",
+        "--graceful-timeout",
+        "5",
+    ];
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend(prog.iter().map(String::as_str));
+    dk(&args)
+}
+
+fn hello_pid(port: u16) -> Option<i32> {
+    get(port, "/")
+        .ok()?
+        .trim()
+        .strip_prefix("hello from command pid ")?
+        .parse()
+        .ok()
+}
+
+fn skip_without_python() -> bool {
+    if python().is_none() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("no /usr/bin/python3 (CI=true)");
+        }
+        eprintln!("skipping: no /usr/bin/python3");
+        return true;
+    }
+    false
+}
+
+#[test]
+fn start_status_reload_stop() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-life");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let port = free_port();
+    let mut reaper = Reaper::default();
+    let o = start(&pf, port, &["--workers", "2"]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    assert!(
+        master > 0,
+        "pid file after start: {:?}",
+        std::fs::read_to_string(&pf)
+    );
+    assert!(hello_pid(port).is_some(), "GET / right after start");
+
+    let o = dk(&["status", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "status: {}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("running (PID: {master})")));
+
+    // start again (same port): LSB says success, and nothing changes.
+    let o = start(&pf, port, &[]);
+    assert_eq!(o.status.code(), Some(0), "second start: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "daemonkit: pid file {pfs}: daemon already running (PID: {master})"
+        )),
+        "second start: {}",
+        text(&o)
+    );
+
+    // HUP under a client loop: every worker replaced, no request fails.
+    let before = children(master);
+    assert_eq!(before.len(), 2, "workers {before:?}");
+    let load = Load::start(port, 3000, Duration::from_secs(15));
+    std::thread::sleep(Duration::from_millis(200));
+    let o = dk(&["reload", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "reload: {}", text(&o));
+    let rolled = wait_until(Duration::from_secs(10), || {
+        let now = children(master);
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, bad, _, errs) = load.finish();
+    assert!(
+        rolled,
+        "workers not replaced: {before:?} -> {:?}",
+        children(master)
+    );
+    assert_eq!(bad, 0, "failed requests across HUP ({ok} ok): {errs:?}");
+    assert!(ok > 0);
+    assert_eq!(pid_in(&pf), Some(master));
+
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(!alive(master), "master still alive after stop");
+    assert!(!pf.exists(), "pid file left after a clean stop");
+    let o = dk(&["status", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(3), "status after stop: {}", text(&o));
+    let o = dk(&["stop", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "stop when stopped: {}", text(&o));
+    let o = dk(&["reload", "--pid", &pfs]);
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "reload when stopped: {}",
+        text(&o)
+    );
+}
+
+#[test]
+fn run_already_running_is_an_error() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-already");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let mut reaper = Reaper::default();
+    let o = start(&pf, free_port(), &[]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    let prog = program().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let o = dk(&[
+        "run", "-D", "--pid", &pfs, "--listen", &listen, "--", &prog[0], &prog[1],
+    ]);
+    assert_eq!(o.status.code(), Some(1), "run -D twice: {}", text(&o));
+    let want = format!("daemonkit: pid file {pfs}: daemon already running (PID: {master})");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&want),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(pid_in(&pf), Some(master));
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+}
+
+#[test]
+fn stale_pid_file_after_kill_9() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-stale");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let mut reaper = Reaper::default();
+    let o = start(&pf, free_port(), &[]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    let victims: Vec<i32> = std::iter::once(master).chain(children(master)).collect();
+    for &v in &victims {
+        kill(v, libc::SIGKILL);
+    }
+    assert!(wait_until(Duration::from_secs(3), || victims
+        .iter()
+        .all(|&v| !alive(v))));
+    let o = dk(&["status", "--pid", &pfs]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "status of a stale file: {}",
+        text(&o)
+    );
+    let o = dk(&["stop", "--pid", &pfs]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "stop of a stale file: {}",
+        text(&o)
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("stale"),
+        "{}",
+        text(&o)
+    );
+    // The next start takes the stale file over.
+    let port = free_port();
+    let o = start(&pf, port, &[]);
+    let second = pid_in(&pf).unwrap_or(0);
+    reaper.add(second);
+    assert!(o.status.success(), "start over a stale file: {}", text(&o));
+    assert!(second > 0 && second != master);
+    assert!(hello_pid(port).is_some());
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+}
+
+#[test]
+fn recycled_pid_is_never_signalled() {
+    let dir = TempDir::new("cmd-recycled");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    // A live, unrelated process whose pid sits in an unlocked pid file.
+    let mut other = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let pid = other.id() as i32;
+    std::fs::write(&pf, format!("{pid}\n")).unwrap();
+    let o = dk(&["status", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(1), "status: {}", text(&o));
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "1"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("not signalled"),
+        "{}",
+        text(&o)
+    );
+    let o = dk(&["reload", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(7), "reload: {}", text(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    let still = other.try_wait().unwrap().is_none();
+    let _ = other.kill();
+    let _ = other.wait();
+    assert!(still, "the unrelated process {pid} was signalled");
+}
+
+#[test]
+fn port_80_as_nobody() {
+    if skip_without_python() || !need_root("port 80 as nobody") {
+        return;
+    }
+    if std::net::TcpListener::bind("127.0.0.1:80").is_err() {
+        eprintln!("skipping: 127.0.0.1:80 is in use");
+        return;
+    }
+    let dir = TempDir::new("cmd-port80");
+    // SAFETY: chmod on our own fresh directory (nobody may then remove its pid file).
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let mut reaper = Reaper::default();
+    let prog = program().unwrap();
+    let o = dk(&[
+        "run",
+        "--daemonize",
+        "--pid",
+        &pfs,
+        "--listen",
+        "127.0.0.1:80",
+        "--user",
+        "nobody",
+        "--ready",
+        "delay=300",
+        "--",
+        &prog[0],
+        &prog[1],
+    ]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "run on port 80 as nobody: {}", text(&o));
+    let ids = get(80, "/ids").expect("GET /ids on port 80");
+    assert!(ids.starts_with("uid=65534 gid="), "ids {ids:?}");
+    assert!(ids.contains("euid=65534"), "ids {ids:?}");
+    for p in std::iter::once(master).chain(children(master)) {
+        let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        let uid = st.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+        assert_eq!(
+            uid.split_whitespace().skip(1).collect::<Vec<_>>(),
+            ["65534"; 4],
+            "{p}: {uid}"
+        );
+    }
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(!alive(master));
+}
+
+#[test]
+fn failures_have_clear_messages_and_codes() {
+    let o = dk(&["run", "--bogus", "--", "true"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("unknown option '--bogus'"));
+    let o = dk(&["run", "--listen", "127.0.0.1:0"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = dk(&["frobnicate"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = dk(&["start", "--", "true"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "start without --pid: {}",
+        text(&o)
+    );
+    let o = dk(&["run", "--", "no-such-program-dk"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-program-dk: command not found"));
+    for cmd in ["run", "start", "stop", "restart", "reload", "status"] {
+        let o = dk(&[cmd, "--help"]);
+        assert_eq!(o.status.code(), Some(0), "{cmd} --help: {}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains(&format!("daemonkit {cmd}")));
+        let o = dk(&["help", cmd]);
+        assert_eq!(o.status.code(), Some(0));
+    }
+    let o = dk(&["--help"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+
+    // A program that dies before it is ready: the launcher says so and exits 1.
+    let dir = TempDir::new("cmd-false");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let t0 = Instant::now();
+    let o = dk(&["run", "-D", "--pid", &pfs, "--", "false"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("exited with status 1 before it was ready"),
+        "{}",
+        text(&o)
+    );
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(wait_until(Duration::from_secs(3), || !pf.exists()));
+}
+
+/// The conformance rows that apply to a program that knows only LISTEN_FDS, through
+/// tests/support/command-server.sh (hup-single, usr2-upgrade, notify, socket-activation,
+/// max-requests and endpoints' "served by the launched pid" assume the server itself).
+#[test]
+fn conformance_rows_for_a_wrapped_program() {
+    if skip_without_python() {
+        return;
+    }
+    let mut rows = vec![
+        "daemonize-ready",
+        "port-in-use",
+        "already-running",
+        "stale-pidfile",
+        "fail-after-fork",
+        "term-graceful",
+        "term-graceful-workers",
+        "hup-workers",
+        "ttin-ttou",
+        "worker-respawn",
+        "master-kill",
+        "usr1-reopen",
+        "usr1-reopen-workers",
+        "nofile",
+        "listen-port0",
+    ];
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        rows.push("user-group");
+    }
+    let o = Command::new(python().unwrap())
+        .arg(root().join("tests/conformance/conformance.py"))
+        .arg("--server")
+        .arg(root().join("tests/support/command-server.sh"))
+        .args(["--lang", "command", "--only", &rows.join(",")])
+        .env("DAEMONKIT_BIN", bin())
+        .stdin(Stdio::null())
+        .output()
+        .expect("conformance.py");
+    let out = String::from_utf8_lossy(&o.stdout);
+    eprintln!("{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "conformance rows failed:\n{out}");
+    assert!(
+        out.contains(&format!("{} passed, 0 failed", rows.len())),
+        "{out}"
+    );
+}
+
+/// `--ready fd` and `--ready notify` with a program that does report (LFD_READY, set with
+/// `--env`): the launcher returns long before the 30 s fallback, and HUP rolls on the
+/// reports too (one worker: a rolling restart of the single program, no request fails under
+/// a client loop). Then `restart` replaces the supervisor.
+#[test]
+fn ready_fd_and_notify_env_and_restart() {
+    if skip_without_python() {
+        return;
+    }
+    for mode in ["fd", "notify"] {
+        let dir = TempDir::new("cmd-ready");
+        let pf = dir.join("app.pid");
+        let pfs = pf.display().to_string();
+        let port = free_port();
+        let mut reaper = Reaper::default();
+        let env = format!("LFD_READY={mode}");
+        let t0 = Instant::now();
+        let o = start(
+            &pf,
+            port,
+            &[
+                "--ready",
+                mode,
+                "--ready-timeout",
+                "30",
+                "--env",
+                &env,
+                "--env",
+                "DK_TEST=hello env",
+            ],
+        );
+        let master = pid_in(&pf).unwrap_or(0);
+        reaper.add(master);
+        assert!(o.status.success(), "start --ready {mode}: {}", text(&o));
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "--ready {mode}: the launcher waited {:?} (the report was not seen)",
+            t0.elapsed()
+        );
+        assert_eq!(get(port, "/env?k=DK_TEST").unwrap().trim(), "hello env");
+        let before = children(master);
+        let t1 = Instant::now();
+        let load = Load::start(port, 3000, Duration::from_secs(15));
+        std::thread::sleep(Duration::from_millis(200));
+        let o = dk(&["reload", "--pid", &pfs]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            wait_until(Duration::from_secs(10), || {
+                let now = children(master);
+                now.len() == 1 && !before.contains(&now[0])
+            }),
+            "--ready {mode}: HUP did not replace {before:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let (ok, bad, _, errs) = load.finish();
+        assert_eq!(bad, 0, "single worker HUP: {ok} ok, failures {errs:?}");
+        assert!(ok > 0);
+        assert!(t1.elapsed() < Duration::from_secs(10));
+
+        let prog = program().unwrap();
+        let listen = format!("127.0.0.1:{port}");
+        let o = dk(&[
+            "restart",
+            "--pid",
+            &pfs,
+            "--timeout",
+            "10",
+            "--listen",
+            &listen,
+            "--ready",
+            mode,
+            "--env",
+            &env,
+            "--",
+            &prog[0],
+            &prog[1],
+        ]);
+        let second = pid_in(&pf).unwrap_or(0);
+        reaper.add(second);
+        assert_eq!(o.status.code(), Some(0), "restart: {}", text(&o));
+        assert!(second > 0 && second != master, "restart: pid {second}");
+        assert!(!alive(master));
+        assert!(hello_pid(port).is_some());
+        let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+        assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    }
+}
+
+/// `--listen NAME=ADDR` twice (TCP and a unix socket): both reach the program in order, with
+/// LISTEN_FDNAMES; the unix socket file is removed after a clean stop. `--chdir`/`--umask`
+/// apply to the supervisor and the program.
+#[test]
+fn two_listeners_with_names_chdir_umask() {
+    use std::io::{Read, Write};
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-unix");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let sock = dir.join("s.sock");
+    let unix = format!("admin=unix:{}", sock.display());
+    let port = free_port();
+    let mut reaper = Reaper::default();
+    let dirs = dir.0.display().to_string();
+    let o = start(
+        &pf,
+        port,
+        &["--listen", &unix, "--chdir", &dirs, "--umask", "027"],
+    );
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    for p in std::iter::once(master).chain(children(master)) {
+        let cwd = std::fs::read_link(format!("/proc/{p}/cwd")).unwrap();
+        assert_eq!(cwd, dir.0, "--chdir: cwd of {p}");
+        let st = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap();
+        assert!(st.contains("Umask:\t0027"), "--umask 027: {p}");
+    }
+    assert_eq!(
+        get(port, "/env?k=LISTEN_FDNAMES").unwrap().trim(),
+        "unknown:admin"
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).expect("unix listener");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /env?k=LISTEN_FDS HTTP/1.0\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.0 200"), "{out:?}");
+    assert!(out.ends_with("\r\n\r\n2\n"), "{out:?}");
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(!sock.exists(), "unix socket file left behind");
+}
