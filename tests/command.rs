@@ -33,8 +33,37 @@ fn bin() -> &'static str {
             .map(|s| s.success())
             .unwrap_or(false);
         assert!(ok, "cargo build --features cli --bin daemonkit failed");
-        dir.join("debug/daemonkit").display().to_string()
+        let built = dir.join("debug/daemonkit");
+        // daemonkit re-executes itself (and the wrapped program reads its script) after the
+        // privilege drop: stage both where `nobody` may reach them, whatever the checkout's
+        // permissions (a fresh clone may be 0700).
+        let stage = stage_dir();
+        let exe = stage.join("daemonkit");
+        std::fs::copy(&built, &exe).unwrap();
+        for f in ["lfd_http.py", "command-server.sh"] {
+            std::fs::copy(root().join("tests/support").join(f), stage.join(f)).unwrap();
+        }
+        exe.display().to_string()
     })
+}
+
+/// A world-readable directory for this test process, removed when it exits.
+fn stage_dir() -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("dk-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+        extern "C" fn remove_stage() {
+            let d = std::env::temp_dir().join(format!("dk-cli-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(d);
+        }
+        // SAFETY: registering a plain extern "C" function to run at process exit.
+        unsafe { libc::atexit(remove_stage) };
+        d
+    })
+    .clone()
 }
 
 fn root() -> PathBuf {
@@ -50,13 +79,10 @@ fn python() -> Option<PathBuf> {
 
 fn program() -> Option<Vec<String>> {
     let py = python()?;
-    Some(vec![
-        py.display().to_string(),
-        root()
-            .join("tests/support/lfd_http.py")
-            .display()
-            .to_string(),
-    ])
+    Some(vec![py.display().to_string(), {
+        bin(); // stages the script beside the binary
+        stage_dir().join("lfd_http.py").display().to_string()
+    }])
 }
 
 fn dk(args: &[&str]) -> Output {
@@ -429,7 +455,10 @@ fn conformance_rows_for_a_wrapped_program() {
     let o = Command::new(python().unwrap())
         .arg(root().join("tests/conformance/conformance.py"))
         .arg("--server")
-        .arg(root().join("tests/support/command-server.sh"))
+        .arg({
+            bin();
+            stage_dir().join("command-server.sh")
+        })
         .args(["--lang", "command", "--only", &rows.join(",")])
         .env("DAEMONKIT_BIN", bin())
         .stdin(Stdio::null())
