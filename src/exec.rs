@@ -78,22 +78,14 @@ impl Drop for Env {
     }
 }
 
-fn fill(dst: &mut [u8], parts: &[&[u8]]) {
+/// Writes `NAME=value` NUL-terminated into `dst`. Async-signal-safe (stack only): `set_pid`
+/// uses it between fork and exec.
+fn assign(dst: &mut [u8], name: &[u8], value: u64) {
     let mut b = sys::Buf::<48>::new();
-    for p in parts {
-        b.push(p);
-    }
+    b.push(name).push_u64(value);
     let n = b.len.min(dst.len() - 1);
     dst[..n].copy_from_slice(&b.data[..n]);
     dst[n] = 0;
-}
-
-fn num(v: u64) -> ([u8; 20], usize) {
-    let mut t = [0u8; 20];
-    let n = sys::fmt_u64(v, &mut t).len();
-    let mut out = [0u8; 20];
-    out[..n].copy_from_slice(&t[20 - n..]);
-    (out, n)
 }
 
 impl Env {
@@ -150,9 +142,8 @@ impl Env {
             }
         }
         if nfds > 0 {
-            fill(&mut vars.listen_pid, &[b"LISTEN_PID=0000000000"]);
-            let (d, n) = num(nfds as u64);
-            fill(&mut vars.listen_fds, &[b"LISTEN_FDS=", &d[..n]]);
+            assign(&mut vars.listen_pid, b"LISTEN_PID=", 0); // the child writes its pid here
+            assign(&mut vars.listen_fds, b"LISTEN_FDS=", nfds as u64);
             push(vars.listen_pid.as_ptr().cast(), &mut env);
             push(vars.listen_fds.as_ptr().cast(), &mut env);
             if let Some(names) = names {
@@ -173,17 +164,15 @@ impl Env {
             }
         }
         if let Some(fd) = pidfile_fd {
-            let (d, n) = num(fd as u64);
-            fill(&mut vars.pidfile, &[b"DAEMONKIT_PIDFILE_FD=", &d[..n]]);
+            assign(&mut vars.pidfile, b"DAEMONKIT_PIDFILE_FD=", fd as u64);
             push(vars.pidfile.as_ptr().cast(), &mut env);
         }
         if let Some(fd) = ready_fd {
-            let (d, n) = num(fd as u64);
-            fill(&mut vars.ready, &[b"DAEMONKIT_READY_FD=", &d[..n]]);
+            assign(&mut vars.ready, b"DAEMONKIT_READY_FD=", fd as u64);
             push(vars.ready.as_ptr().cast(), &mut env);
         }
         if reexec {
-            fill(&mut vars.reexec, &[b"DAEMONKIT_REEXEC=1"]);
+            assign(&mut vars.reexec, b"DAEMONKIT_REEXEC=", 1);
             push(vars.reexec.as_ptr().cast(), &mut env);
         }
         Ok(env)
@@ -196,10 +185,7 @@ impl Env {
         if vars.listen_pid[0] == 0 {
             return;
         }
-        let (d, n) = num(pid as u64);
-        let start = b"LISTEN_PID=".len();
-        vars.listen_pid[start..start + n].copy_from_slice(&d[..n]);
-        vars.listen_pid[start + n] = 0;
+        assign(&mut vars.listen_pid, b"LISTEN_PID=", pid as u64);
     }
 }
 
@@ -226,7 +212,7 @@ fn check_argv(argv: *const *const c_char) -> Res<()> {
     Ok(())
 }
 
-fn check_fds(fds: &[c_int], _extra: usize) -> Res<()> {
+fn check_fds(fds: &[c_int]) -> Res<()> {
     // Room is always kept for the PID file and the readiness pipe.
     if fds.len() > MAX_FDS - 2 {
         return Err(Errno(libc::EINVAL));
@@ -287,7 +273,7 @@ fn restore(n: usize, high: &[c_int; MAX_FDS], saved: &[c_int; MAX_FDS], flags: &
 pub fn reexec(spec: &Spec) -> Res<()> {
     check_argv(spec.argv)?;
     let has_pf = spec.pidfile_fd >= 0;
-    check_fds(spec.fds, has_pf as usize)?;
+    check_fds(spec.fds)?;
     if has_pf && !sys::fd_valid(spec.pidfile_fd) {
         return Err(Errno(libc::EBADF));
     }
@@ -322,7 +308,7 @@ pub fn reexec(spec: &Spec) -> Res<()> {
 pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     check_argv(spec.argv)?;
     let has_pf = spec.pidfile_fd >= 0;
-    check_fds(spec.fds, has_pf as usize + 1)?;
+    check_fds(spec.fds)?;
     if has_pf && !sys::fd_valid(spec.pidfile_fd) {
         return Err(Errno(libc::EBADF));
     }
@@ -452,7 +438,7 @@ pub(crate) fn prepare_worker(
     names: Option<&CStr>,
 ) -> Res<Prepared> {
     check_argv(argv)?;
-    check_fds(fds, 1)?;
+    check_fds(fds)?;
     let n = fds.len();
     let env = Env::build(n, names, None, Some(3 + n as c_int), false, true)?;
     let mut src = [-1; MAX_FDS];

@@ -175,9 +175,6 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
             e
         }
     })?;
-    if p[0] == b'@' {
-        // abstract sockets are fine too
-    }
     // SAFETY: plain socket creation.
     let fd =
         sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | sock_flags(flags), 0) })?;

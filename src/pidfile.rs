@@ -383,12 +383,6 @@ impl PidFile {
         // SAFETY: p is a valid C string.
         sys::cvt(unsafe { libc::unlink(p.as_ptr()) }).map(|_| ())
     }
-
-    /// Marks the fd to be inherited across exec and publishes it in `DAEMONKIT_PIDFILE_FD`
-    /// for the next program image; used by re-exec and upgrade.
-    pub fn fd_for_exec(&self) -> c_int {
-        self.fd
-    }
 }
 
 impl Drop for PidFile {
@@ -729,6 +723,20 @@ mod rust {
     }
 
     impl State {
+        /// One line for a `status` command: `running (PID: N)`, `dead, but the pid file P
+        /// remains (stale PID: N)`, `not running`.
+        pub fn describe(&self, path: &Path) -> String {
+            match self {
+                State::Running(pid) if *pid > 0 => format!("running (PID: {pid})"),
+                State::Running(_) => "running (PID not written yet)".into(),
+                State::Stale(pid) => {
+                    let pid = pid.map_or(String::new(), |p| format!(" (stale PID: {p})"));
+                    format!("dead, but the pid file {} remains{pid}", path.display())
+                }
+                State::Absent => "not running".into(),
+            }
+        }
+
         /// The LSB `status` exit code: 0 running, 1 dead with a stale PID file, 3 not running.
         pub fn lsb_status(&self) -> u8 {
             match self {

@@ -196,12 +196,7 @@ impl<const N: usize> Buf<N> {
     }
     pub fn push_u64(&mut self, v: u64) -> &mut Self {
         let mut tmp = [0u8; 20];
-        let digits = fmt_u64(v, &mut tmp);
-        // Copy out first: `digits` borrows tmp, not self.
-        let mut copy = [0u8; 20];
-        let n = digits.len();
-        copy[..n].copy_from_slice(digits);
-        self.push(&copy[..n])
+        self.push(fmt_u64(v, &mut tmp))
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.data[..self.len]

@@ -3,7 +3,7 @@
 //! through `Pidfile::kill`, which only signals a process that provably holds the lock.
 
 use crate::{absolute, seconds, Args, NAME};
-use daemonkit::{PidState, Pidfile, Stopped};
+use daemonkit::{Pidfile, Stopped};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,15 +30,7 @@ fn parse(cmd: &str, args: Vec<String>, with_timeout: bool) -> Result<(PathBuf, D
 pub fn report(path: &Path) -> u8 {
     match Pidfile::check(path) {
         Ok(st) => {
-            match st {
-                PidState::Running(pid) if pid > 0 => println!("running (PID: {pid})"),
-                PidState::Running(_) => println!("running (PID not written yet)"),
-                PidState::Stale(pid) => {
-                    let pid = pid.map_or(String::new(), |p| format!(" (stale PID: {p})"));
-                    println!("dead, but the pid file {} remains{pid}", path.display());
-                }
-                PidState::Absent => println!("not running"),
-            }
+            println!("{}", st.describe(path));
             st.lsb_status()
         }
         Err(e) => {

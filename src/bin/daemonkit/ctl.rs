@@ -52,15 +52,7 @@ pub fn status(args: Vec<OsString>) -> u8 {
     };
     match Pidfile::check(&path) {
         Ok(st) => {
-            match st {
-                PidState::Running(pid) if pid > 0 => println!("running (PID: {pid})"),
-                PidState::Running(_) => println!("running (PID not written yet)"),
-                PidState::Stale(pid) => {
-                    let pid = pid.map_or(String::new(), |p| format!(" (stale PID: {p})"));
-                    println!("dead, but the pid file {} remains{pid}", path.display());
-                }
-                PidState::Absent => println!("not running"),
-            }
+            println!("{}", st.describe(&path));
             st.lsb_status()
         }
         Err(e) => {
