@@ -1236,16 +1236,27 @@ def row_worker_respawn(c):
     appear_ms = ms_since(t0) if new else None
     served_ms, served_by, answers = None, None, collections.Counter()
     if new:
-        deadline = t0 + 2.0
-        while time.monotonic() < deadline:
+        # The kernel picks which worker accepts, and with one request at a time the worker
+        # that just answered (first in the listener's wait queue again) can win every race.
+        # Probing with small concurrent bursts lets connections arrive while it is busy, so
+        # an idle new worker that accepts gets a real chance; the check itself is unchanged.
+        def probe():
             try:
-                pid = hello_pid(http_get(a.port, "/", timeout=1.0), c.lang)
+                return hello_pid(http_get(a.port, "/", timeout=1.0), c.lang)
             except Exception:
-                pid = None
-            answers[pid] += 1
-            if pid in new:
-                served_ms, served_by = ms_since(t0), pid
-                break
+                return None
+        deadline = t0 + 2.0
+        while time.monotonic() < deadline and served_ms is None:
+            results = []
+            burst = [threading.Thread(target=lambda: results.append(probe())) for _ in range(4)]
+            for t in burst:
+                t.start()
+            for t in burst:
+                t.join(3.0)
+            for pid in results:
+                answers[pid] += 1
+                if pid in new and served_ms is None:
+                    served_ms, served_by = ms_since(t0), pid
             time.sleep(0.005)
     problems = []
     need(new, problems, f"no new worker within 1.5 s (children {c.kids(a.pid)})")
