@@ -325,7 +325,8 @@ int dk_pidfile_write(dk_pidfile *pf);
 
 /**
  * Returns the PID file's locked fd (close-on-exec; keep it in `dk_daemonize`'s keep-list
- * is not needed — the library keeps its own fds), or `-EINVAL` for a NULL handle.
+ * is not needed — the library keeps its own fds), `-EBADF` once the handle let go of the
+ * file (after a completed upgrade), or `-EINVAL` for a NULL handle.
  */
 int dk_pidfile_fd(const dk_pidfile *pf);
 
@@ -645,7 +646,9 @@ int dk_reexec(const char *const *argv,
  * process does not serve, but connections queue in the listen backlog, so none fails.
  *
  * Returns the new generation's pid (> 0): stop accepting, finish in-flight requests and
- * exit 0 without removing the PID file (it now holds the new pid). On failure the new
+ * exit 0 without removing the PID file (it now holds the new pid; `pf` has already let go
+ * of its lock, so the new generation alone holds it: `dk_pidfile_fd(pf)` gives `-EBADF`, and
+ * `dk_pidfile_close(pf)` only frees the handle). On failure the new
  * generation is killed, the PID file is rewritten with this process's pid, the failure
  * message (if any) is copied into `msg` (NUL-terminated, may be NULL with `msg_len` 0) and
  * a negative errno returned: `-ECANCELED` (it failed or exited first), `-ETIMEDOUT`, or the
@@ -726,7 +729,8 @@ int dk_supervisor_add_listener(dk_supervisor *sv, int fd);
 int dk_supervisor_set_listen_names(dk_supervisor *sv, const char *names);
 
 /**
- * Sets the PID file the master unlinks after a graceful stop, hands over on upgrade and
+ * Sets the PID file the master unlinks after a graceful stop, hands over on upgrade (letting
+ * go of its own reference to the lock as soon as the new generation is ready) and
  * rewrites on rollback; workers close their copy of its fd at start. `pf` must stay open
  * for the supervisor's life (free it after `dk_supervisor_run` returns). NULL clears.
  */

@@ -145,6 +145,10 @@ pub fn daemonize(o: &Options) -> Res<Role> {
         return Ok(Role::Foreground);
     }
 
+    // What would fail after the fork is checked now, so that the caller (the launcher, still
+    // on the terminal) gets the error: /dev/null missing (a chroot without /dev), and a
+    // directory that is not there.
+    preflight(o)?;
     // Flush C stdio so buffered output is not written twice.
     // SAFETY: fflush(NULL) flushes every stream.
     unsafe { libc::fflush(core::ptr::null_mut()) };
@@ -193,6 +197,34 @@ pub fn daemonize(o: &Options) -> Res<Role> {
     set_channel(Role::Daemon, w);
     common_steps(o, o.flags & KEEP_STDIO == 0)?;
     Ok(Role::Daemon)
+}
+
+/// Checks, before any fork, that `/dev/null` opens (when stdio is redirected) and that the
+/// directory to change to is one: `ENOENT`/`EACCES`/`ENOTDIR` otherwise.
+fn preflight(o: &Options) -> Res<()> {
+    if o.flags & KEEP_STDIO == 0 {
+        // SAFETY: opening /dev/null (close-on-exec), closed at once.
+        let null = sys::retry(|| unsafe {
+            libc::open(
+                c"/dev/null".as_ptr(),
+                libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+            )
+        })?;
+        sys::close(null);
+    }
+    if o.flags & NO_CHDIR == 0 {
+        let dir = o.chdir.unwrap_or(c"/");
+        // SAFETY: dir is a valid C string, st a valid out-pointer.
+        let st = unsafe {
+            let mut st: libc::stat = core::mem::zeroed();
+            sys::cvt(libc::stat(dir.as_ptr(), &mut st))?;
+            st
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
+            return Err(Errno(libc::ENOTDIR));
+        }
+    }
+    Ok(())
 }
 
 /// The steps shared by every role: close fds, reset signals, stdio, umask, chdir.
@@ -461,7 +493,7 @@ pub mod rust {
     use std::ffi::CString;
     use std::io;
     use std::os::fd::AsRawFd;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     /// Builder for [`daemonize`](super::daemonize).
@@ -541,8 +573,30 @@ pub mod rust {
             };
             daemonize(&o).map_err(|e| {
                 let os = io::Error::from_raw_os_error(e.0);
-                io::Error::new(os.kind(), format!("daemonize: {os}"))
+                io::Error::new(os.kind(), format!("daemonize: {}{os}", self.culprit(e.0)))
             })
+        }
+
+        /// What an errno from `daemonize` is about, as a message prefix ("/dev/null: ").
+        fn culprit(&self, errno: i32) -> String {
+            if errno == libc::EAGAIN || errno == libc::ENOMEM {
+                return "fork: ".into();
+            }
+            let redirect = self.flags & (KEEP_STDIO | FOREGROUND) == 0;
+            let null = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null");
+            if redirect && null.is_err() {
+                return "/dev/null: ".into();
+            }
+            if self.flags & NO_CHDIR == 0 {
+                let dir = self.chdir.as_deref().unwrap_or(Path::new("/"));
+                if !dir.is_dir() {
+                    return format!("directory {}: ", dir.display());
+                }
+            }
+            String::new()
         }
     }
 

@@ -354,6 +354,15 @@ impl PidFile {
         self.release();
     }
 
+    /// Lets go of this process's reference to the file and its lock without unlinking it,
+    /// keeping the handle valid: [`PidFile::fd`] is -1 afterwards, closing it does nothing
+    /// more and removing it gives `EPERM`. Used once an upgrade completed, so that the new
+    /// generation alone holds the lock and its death shows at once as a stale file (an old
+    /// generation still draining would otherwise keep the lock of a dead pid).
+    pub fn let_go(&mut self) {
+        self.release();
+    }
+
     fn release(&mut self) {
         if self.fd >= 0 {
             fds::unregister_private(self.fd);

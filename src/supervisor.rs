@@ -533,6 +533,12 @@ impl Supervisor {
             Ok(()) => {
                 self.emit(event::UPGRADE_READY, pid, 0);
                 self.upgraded = true;
+                if !self.pidfile.is_null() {
+                    // SAFETY: the caller's PID file handle outlives the run. The new generation
+                    // owns the file now; our reference must not keep its lock alive if it dies
+                    // while we drain.
+                    unsafe { &mut *self.pidfile }.let_go();
+                }
                 self.begin_stop();
             }
             Err(f) => {

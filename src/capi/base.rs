@@ -84,12 +84,14 @@ pub unsafe extern "C" fn dk_pidfile_write(pf: *mut dk_pidfile) -> c_int {
 }
 
 /// Returns the PID file's locked fd (close-on-exec; keep it in `dk_daemonize`'s keep-list
-/// is not needed — the library keeps its own fds), or `-EINVAL` for a NULL handle.
+/// is not needed — the library keeps its own fds), `-EBADF` once the handle let go of the
+/// file (after a completed upgrade), or `-EINVAL` for a NULL handle.
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_fd(pf: *const dk_pidfile) -> c_int {
     // SAFETY: pf is NULL or a live handle.
     match unsafe { pf.as_ref() } {
-        Some(h) => h.inner.fd(),
+        Some(h) if h.inner.fd() >= 0 => h.inner.fd(),
+        Some(_) => -libc::EBADF,
         None => -libc::EINVAL,
     }
 }

@@ -170,7 +170,9 @@ pub unsafe extern "C" fn dk_reexec(
 /// process does not serve, but connections queue in the listen backlog, so none fails.
 ///
 /// Returns the new generation's pid (> 0): stop accepting, finish in-flight requests and
-/// exit 0 without removing the PID file (it now holds the new pid). On failure the new
+/// exit 0 without removing the PID file (it now holds the new pid; `pf` has already let go
+/// of its lock, so the new generation alone holds it: `dk_pidfile_fd(pf)` gives `-EBADF`, and
+/// `dk_pidfile_close(pf)` only frees the handle). On failure the new
 /// generation is killed, the PID file is rewritten with this process's pid, the failure
 /// message (if any) is copied into `msg` (NUL-terminated, may be NULL with `msg_len` 0) and
 /// a negative errno returned: `-ECANCELED` (it failed or exited first), `-ETIMEDOUT`, or the

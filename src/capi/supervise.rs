@@ -232,7 +232,8 @@ pub unsafe extern "C" fn dk_supervisor_set_listen_names(
     })
 }
 
-/// Sets the PID file the master unlinks after a graceful stop, hands over on upgrade and
+/// Sets the PID file the master unlinks after a graceful stop, hands over on upgrade (letting
+/// go of its own reference to the lock as soon as the new generation is ready) and
 /// rewrites on rollback; workers close their copy of its fd at start. `pf` must stay open
 /// for the supervisor's life (free it after `dk_supervisor_run` returns). NULL clears.
 #[no_mangle]

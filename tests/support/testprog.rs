@@ -12,6 +12,12 @@
 //! record its status there), `DK_UPGRADE_FAIL=1` (a generation started by an upgrade fails),
 //! `DK_DAEMONIZE=1` (fork into the background instead of staying in the foreground).
 //!
+//! Fault injection (tests/faults.rs): `DK_TIMEOUT_MS` (the launcher's readiness timeout),
+//! `DK_START_DELAY_MS` (sleep after startup, before serving and reporting ready),
+//! `DK_UPGRADE_DELAY_MS` (the same, only in a generation started by an upgrade),
+//! `DK_CHROOT=DIR` (chroot there before daemonizing), `DK_LOG=FILE` (stdout/stderr to FILE,
+//! a line per request), `DK_IGNORE_TERM=1` (workers ignore TERM).
+//!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
 use daemonkit::rust::{self as dk, Outcome, Prefork};
@@ -44,6 +50,10 @@ fn handle(mut s: TcpStream) {
         std::thread::sleep(Duration::from_millis(ms));
     }
     let body = format!("{}\n", std::process::id());
+    if env("DK_LOG").is_some() {
+        // Not eprintln!: it panics when the log disk is full.
+        let _ = writeln!(std::io::stderr(), "{} GET {path}", std::process::id());
+    }
     let _ = write!(
         s,
         "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
@@ -92,7 +102,21 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
         }
         while let Ok((s, _)) = listener.accept() {
             let _ = s.set_nonblocking(false);
-            threads.push(std::thread::spawn(move || handle(s)));
+            // Under RLIMIT_NPROC a thread may not be available: serve inline then.
+            let cell = std::sync::Arc::new(std::sync::Mutex::new(Some(s)));
+            let c2 = cell.clone();
+            match std::thread::Builder::new().spawn(move || {
+                if let Some(s) = c2.lock().unwrap().take() {
+                    handle(s)
+                }
+            }) {
+                Ok(t) => threads.push(t),
+                Err(_) => {
+                    if let Some(s) = cell.lock().unwrap().take() {
+                        handle(s)
+                    }
+                }
+            }
         }
         threads.retain(|t| !t.is_finished());
     };
@@ -132,18 +156,53 @@ fn main() {
             std::process::exit(1);
         }
     });
+    if let Some(log) = env("DK_LOG") {
+        if let Err(e) = dk::redirect_output(&log) {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    }
+    if let Some(dir) = env("DK_CHROOT") {
+        let c = std::ffi::CString::new(dir).unwrap();
+        // SAFETY: chroot and chdir on valid C strings.
+        if unsafe { libc::chroot(c.as_ptr()) != 0 || libc::chdir(c"/".as_ptr()) != 0 } {
+            eprintln!("chroot: {}", std::io::Error::last_os_error());
+            std::process::exit(1);
+        }
+    }
     let daemonize = env("DK_DAEMONIZE").is_some();
     let mut d = Daemonize::new().foreground(!daemonize).keep_fd(&listener);
     if !daemonize {
         d = d.keep_stdio();
     }
-    let role = d.start().unwrap();
+    if let Some(ms) = env("DK_TIMEOUT_MS").and_then(|v| v.parse().ok()) {
+        d = d.timeout(Duration::from_millis(ms));
+    }
+    let role = match d.start() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
     if role == Role::Upgrade && env("DK_UPGRADE_FAIL").is_some() {
         daemonkit::fail(4, "new generation refuses to start (DK_UPGRADE_FAIL)").unwrap();
         std::process::exit(4);
     }
     if let Some(pf) = pidfile.as_mut() {
-        pf.write().unwrap();
+        if let Err(e) = pf.write() {
+            let msg = format!("{e}");
+            let _ = daemonkit::fail(1, &msg);
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+    }
+    let delay = match role {
+        Role::Upgrade => env("DK_UPGRADE_DELAY_MS"),
+        _ => env("DK_START_DELAY_MS"),
+    };
+    if let Some(ms) = delay.and_then(|v| v.parse().ok()) {
+        std::thread::sleep(Duration::from_millis(ms));
     }
     dk::ignore_sigpipe().unwrap();
     match mode.as_str() {
@@ -162,6 +221,7 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let crash = env("DK_CRASH").is_some();
+    let ignore_term = env("DK_IGNORE_TERM").is_some();
     let events = env("DK_EVENTS");
     if let Some(path) = env("DK_REAPER") {
         // Another reaper in the same process: our own child, waited for by pid.
@@ -202,8 +262,13 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
             if crash {
                 return 1;
             }
-            let sigs =
-                Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]).unwrap();
+            let sigs = if ignore_term {
+                // SAFETY: ignoring a signal; no handler runs.
+                unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+                Signals::new(&[libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]).unwrap()
+            } else {
+                Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]).unwrap()
+            };
             let mut last = 0;
             serve(l, &sigs, &mut last);
             0
