@@ -755,3 +755,71 @@ fn upgrade_new_generation_killed_before_ready() {
 fn upgrade_new_generation_killed_while_old_drains() {
     upgrade_killed_at(Step::NewWhileOldDrains);
 }
+
+/// The single-process upgrade (`dk_upgrade`), interrupted while the new image starts: by
+/// killing the old process (the new one must carry on alone, holding the file) or the new
+/// one (the old one must roll back, rewrite its pid and serve again).
+fn single_upgrade_killed(kill_old: bool) {
+    let what = if kill_old { "single, old killed" } else { "single, new killed" };
+    let tag = Tag::new("single-upgrade-kill");
+    let t = TempDir::new("faults");
+    let pid = t.join("app.pid");
+    let mut c = tag.testprog("single");
+    c.env("DK_PID", &pid).env("DK_UPGRADE_DELAY_MS", "2000");
+    let mut child = c.spawn().unwrap();
+    let old = child.id() as i32;
+    let port = port_of(&mut child);
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
+    assert_eq!(served_pid_retry(port), Some(old));
+    assert_eq!(wait_pid_in(&pid), old);
+    kill(old, libc::SIGUSR2);
+    let mut new = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            new = children(old);
+            new.len() == 1
+        }),
+        "{what}: no new generation"
+    );
+    let new = new[0];
+    std::thread::sleep(Duration::from_millis(300));
+    kill(if kill_old { old } else { new }, libc::SIGKILL);
+    std::thread::sleep(Duration::from_millis(100));
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_millis(1500) {
+        assert_pidfile_truthful(&pid, what);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // The survivor finishes starting (new) or rolls back (old), then serves and holds the file.
+    let survivor = if kill_old { new } else { old };
+    assert!(
+        wait_until(Duration::from_secs(5), || served_pid(port) == Some(survivor)),
+        "{what}: {survivor} does not serve"
+    );
+    assert_eq!(assert_pidfile_truthful(&pid, what), Some(survivor));
+    assert_eq!(pid_in(&pid), Some(survivor), "{what}: pid file content");
+    kill(survivor, libc::SIGTERM);
+    tag.assert_none_left(Duration::from_secs(8), what);
+    assert!(!pid.exists(), "{what}: the survivor's clean stop leaves its PID file");
+}
+
+fn served_pid_retry(port: u16) -> Option<i32> {
+    let mut p = None;
+    wait_until(Duration::from_secs(10), || {
+        p = served_pid(port);
+        p.is_some()
+    });
+    p
+}
+
+#[test]
+fn single_upgrade_old_process_killed_before_new_is_ready() {
+    single_upgrade_killed(true);
+}
+
+#[test]
+fn single_upgrade_new_image_killed_before_ready() {
+    single_upgrade_killed(false);
+}
