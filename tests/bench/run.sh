@@ -4,6 +4,9 @@
 #   tests/bench/run.sh            # everything, ~3 minutes
 #   DUR=10 tests/bench/run.sh     # wrk duration per run in seconds (default 20; Starman: DUR/2)
 #   SKIP_STARMAN=1 SKIP_RESPAWN=1 # skip optional parts
+#   ONLY=signal tests/bench/run.sh # only these parts (comma-separated): footprint, launch,
+#                                  # signal, restarts, pidfile, respawn
+# The signal part also builds the signal-hook reader, tests/bench/sighook (cargo, crates.io).
 # 127.0.0.1 only; every loop bounded; every process started here is stopped by its pid.
 set -uo pipefail
 
@@ -35,6 +38,8 @@ cleanup() {
 trap cleanup EXIT
 
 hdr() { printf '\n== %s\n' "$*"; }
+# want PART: PART is selected (every part when ONLY is unset)
+want() { [ -z "${ONLY:-}" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 note() { SUMMARY+=("$*"); }
 target() { # target NAME OK(0/1) DETAIL
     if [ "$2" = 1 ]; then note "target met:    $1 ($3)"; else note "TARGET MISSED: $1 ($3)"; FAILS=$((FAILS+1)); fi
@@ -50,13 +55,24 @@ stop_pid() { # stop_pid PID: TERM, bounded wait, then KILL
     kill -TERM "$1" 2>/dev/null; wait_gone "$1" 15 || { ours "$1" && kill -KILL "$1" 2>/dev/null; wait_gone "$1" 5; }
 }
 
+dk_start() { # dk_start PORT -> sets DKPID (parts 4 and 6)
+    : > "$WORK/dk.log"
+    "$ROOT/examples/c/build/dk-hello" --listen "127.0.0.1:$1" -D --pid "$WORK/dk.pid" -w 4 \
+        --log "$WORK/dk.log" || return 1
+    DKPID=$(cat "$WORK/dk.pid"); STARTED+=("$DKPID")
+    wait_http "$1" 10
+}
+dk_stop() { local p; p=$(cat "$WORK/dk.pid" 2>/dev/null); STARTED+=("$p"); stop_pid "$p"; stop_pid "$DKPID"; }
+
 echo "daemonkit benchmarks  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(uname -srm)  cpus=$(nproc)"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- build
 hdr "build"
 if [ ! -e "$DKLIB/libdaemonkit.so" ]; then (cd "$ROOT" && make lib) || exit 1; fi
-if [ ! -x "$ROOT/examples/c/build/dk-hello" ]; then make -C "$ROOT/examples/c" || exit 1; fi
+if { want restarts || want respawn; } && [ ! -x "$ROOT/examples/c/build/dk-hello" ]; then
+    make -C "$ROOT/examples/c" || exit 1
+fi
 DKLINK=(-I"$ROOT/include" -L"$DKLIB" -Wl,-rpath,"$DKLIB" -ldaemonkit)
 set -e
 $CC $CFLAGS -o "$WORK/launch_dk" "$BENCH/launch_dk.c" "${DKLINK[@]}"
@@ -67,146 +83,169 @@ $CC $CFLAGS -o "$WORK/bench_pidfile" "$BENCH/bench_pidfile.c" "${DKLINK[@]}"
 $CC $CFLAGS -o "$WORK/bench_respawn" "$BENCH/bench_respawn.c"
 set +e
 echo "built in $WORK with $($CC --version | head -1)"
+SIGHOOK=""   # the signal-hook reader of bench_signal (a Rust program; none: left out)
+if want signal; then
+    if cargo build --release --quiet --locked --manifest-path "$BENCH/sighook/Cargo.toml" \
+            --target-dir "$BENCH/sighook/target"; then
+        SIGHOOK="$BENCH/sighook/target/release/sighook-reader"
+        echo "built $SIGHOOK with $(cargo --version)"
+    else
+        target "signal-hook reader built" 0 "cargo build of tests/bench/sighook failed"
+    fi
+fi
 
 # ---------------------------------------------------------------- 1. footprint
-hdr "1. footprint (stripped shared library, dynamic deps)"
-footprint() { # footprint NAME PATH
-    local f="$WORK/$1.stripped"
-    cp -L "$2" "$f" && strip --strip-unneeded "$f"
-    local sz deps
-    sz=$(stat -c %s "$f")
-    deps=$(ldd "$2" | awk '{print $1}' | grep -v '^linux-vdso' | tr '\n' ' ')
-    printf '%-16s %8d bytes stripped  (%s)  deps: %s\n' "$1" "$sz" "$(readlink -f "$2")" "$deps"
-    echo "$sz" > "$WORK/$1.size"
-}
-DK_SO="$DKLIB/libdaemonkit.so"
-LD_SO="$(ls /usr/lib/*/libdaemon.so.0 2>/dev/null | head -1)"
-BSD_SO="$(ls /usr/lib/*/libbsd.so.0 2>/dev/null | head -1)"
-footprint libdaemonkit "$DK_SO"
-[ -n "$LD_SO" ] && footprint libdaemon "$LD_SO"
-[ -n "$BSD_SO" ] && footprint libbsd "$BSD_SO"
-DKS=$(cat "$WORK/libdaemonkit.size")
-[ -n "$LD_SO" ] && echo "ratio libdaemonkit/libdaemon = $(ratio "$DKS" "$(cat "$WORK/libdaemon.size")")"
-[ -n "$BSD_SO" ] && echo "ratio libdaemonkit/libbsd    = $(ratio "$DKS" "$(cat "$WORK/libbsd.size")")"
-target "stripped libdaemonkit.so <= 64 KiB" "$([ "$DKS" -le 65536 ] && echo 1 || echo 0)" "$DKS bytes"
+if want footprint; then
+    hdr "1. footprint (stripped shared library, dynamic deps)"
+    footprint() { # footprint NAME PATH
+        local f="$WORK/$1.stripped"
+        cp -L "$2" "$f" && strip --strip-unneeded "$f"
+        local sz deps
+        sz=$(stat -c %s "$f")
+        deps=$(ldd "$2" | awk '{print $1}' | grep -v '^linux-vdso' | tr '\n' ' ')
+        printf '%-16s %8d bytes stripped  (%s)  deps: %s\n' "$1" "$sz" "$(readlink -f "$2")" "$deps"
+        echo "$sz" > "$WORK/$1.size"
+    }
+    DK_SO="$DKLIB/libdaemonkit.so"
+    LD_SO="$(ls /usr/lib/*/libdaemon.so.0 2>/dev/null | head -1)"
+    BSD_SO="$(ls /usr/lib/*/libbsd.so.0 2>/dev/null | head -1)"
+    footprint libdaemonkit "$DK_SO"
+    [ -n "$LD_SO" ] && footprint libdaemon "$LD_SO"
+    [ -n "$BSD_SO" ] && footprint libbsd "$BSD_SO"
+    DKS=$(cat "$WORK/libdaemonkit.size")
+    [ -n "$LD_SO" ] && echo "ratio libdaemonkit/libdaemon = $(ratio "$DKS" "$(cat "$WORK/libdaemon.size")")"
+    [ -n "$BSD_SO" ] && echo "ratio libdaemonkit/libbsd    = $(ratio "$DKS" "$(cat "$WORK/libbsd.size")")"
+    target "stripped libdaemonkit.so <= 64 KiB" "$([ "$DKS" -le 65536 ] && echo 1 || echo 0)" "$DKS bytes"
+fi
 
 # ---------------------------------------------------------------- 2. launch to ready
-hdr "2. launch to ready (fork+exec launcher -> launcher exits 0 after the daemon's ready; 300 each, interleaved)"
-"$WORK/bench_launch" 300 "$WORK/launch_dk" "$WORK/launch_ld" | tee "$WORK/launch.txt"
-m_dk=$(awk '/launch launch_dk/ {sub("median_us=","",$4); print $4}' "$WORK/launch.txt")
-m_ld=$(awk '/launch launch_ld/ {sub("median_us=","",$4); print $4}' "$WORK/launch.txt")
-p_dk=$(awk '/launch launch_dk/ {sub("p99_us=","",$5); print $5}' "$WORK/launch.txt")
-p_ld=$(awk '/launch launch_ld/ {sub("p99_us=","",$5); print $5}' "$WORK/launch.txt")
-echo "ratio libdaemonkit/libdaemon: median $(ratio "$m_dk" "$m_ld")  p99 $(ratio "$p_dk" "$p_ld")"
-grep -q 'launch failures=0' "$WORK/launch.txt"; target "every launch reported ready" "$([ $? = 0 ] && echo 1 || echo 0)" "$(grep failures "$WORK/launch.txt")"
+if want launch; then
+    hdr "2. launch to ready (fork+exec launcher -> launcher exits 0 after the daemon's ready; 300 each, interleaved)"
+    "$WORK/bench_launch" 300 "$WORK/launch_dk" "$WORK/launch_ld" | tee "$WORK/launch.txt"
+    m_dk=$(awk '/launch launch_dk/ {sub("median_us=","",$4); print $4}' "$WORK/launch.txt")
+    m_ld=$(awk '/launch launch_ld/ {sub("median_us=","",$4); print $4}' "$WORK/launch.txt")
+    p_dk=$(awk '/launch launch_dk/ {sub("p99_us=","",$5); print $5}' "$WORK/launch.txt")
+    p_ld=$(awk '/launch launch_ld/ {sub("p99_us=","",$5); print $5}' "$WORK/launch.txt")
+    echo "ratio libdaemonkit/libdaemon: median $(ratio "$m_dk" "$m_ld")  p99 $(ratio "$p_dk" "$p_ld")"
+    grep -q 'launch failures=0' "$WORK/launch.txt"; target "every launch reported ready" "$([ $? = 0 ] && echo 1 || echo 0)" "$(grep failures "$WORK/launch.txt")"
+fi
 
 # ---------------------------------------------------------------- 3. signals
-hdr "3. signal delivery latency (kill -> returned by the reader; 10000 rounds per reader, readers interleaved)"
-for cpus in "0 0" "0 1"; do
-    [ "$(nproc)" -lt 2 ] && [ "$cpus" = "0 1" ] && continue
-    "$WORK/bench_signal" ping 10000 $cpus | tee "$WORK/sig.txt"
-    med() { awk -v m="$1" '$2 == m {sub("median_us=","",$6); print $6}' "$WORK/sig.txt"; }
-    p99() { awk -v m="$1" '$2 == m {sub("p99_us=","",$7); print $7}' "$WORK/sig.txt"; }
-    echo "ratios (cpus sender,reader = ${cpus/ /,}): dk/ld median $(ratio "$(med dk)" "$(med ld)") p99 $(ratio "$(p99 dk)" "$(p99 ld)");" \
-         "dk/signalfd median $(ratio "$(med dk)" "$(med sfd)") p99 $(ratio "$(p99 dk)" "$(p99 sfd)")"
-done
-echo "-- burst: 1000000 mixed USR1/USR2/HUP from a sender process to the libdaemonkit reader (at most 30 s)"
-"$WORK/bench_signal" burst 1000000 30 | tee "$WORK/burst.txt"
-lost=$(sed -n 's/.*kinds_lost=\([0-9]*\).*/\1/p' "$WORK/burst.txt")
-target "burst: 0 signal kinds lost" "$([ "$lost" = 0 ] && echo 1 || echo 0)" "kinds_lost=$lost"
-
-# ---------------------------------------------------------------- 4. restarts under load
-hdr "4. restarts under load (wrk -t2 -c16 -H 'Connection: close', ${DUR} s per run, 127.0.0.1)"
-WRK_ARGS=(-t2 -c16 -H 'Connection: close' --timeout 5s)
-# wrk_summary FILE -> "rps non2xx sockerr"
-wrk_summary() {
-    local rps non2xx se
-    rps=$(awk '/^Requests\/sec:/ {print $2}' "$1")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$1"); non2xx=${non2xx:-0}
-    se=$(awk '/Socket errors:/ {gsub(",",""); print $4+$6+$8+$10}' "$1"); se=${se:-0}
-    echo "${rps:-0} $non2xx $se"
-}
-# restart_driver PIDFILE DURATION UPGRADE(0/1): a HUP every 2 s, one USR2 halfway (bounded)
-restart_driver() {
-    local pf="$1" dur="$2" up="$3" t=0 pid
-    while [ "$t" -lt $(( dur - 2 )) ]; do
-        sleep 2; t=$((t + 2))
-        pid=$(cat "$pf" 2>/dev/null)
-        [ -n "$pid" ] || continue
-        if [ "$up" = 1 ] && [ "$t" -eq $(( (dur / 2) / 2 * 2 )) ]; then
-            echo "  t=${t}s USR2 -> $pid"; kill -USR2 "$pid"
+if want signal; then
+    hdr "3. signal delivery latency (kill -> returned by the reader; 10000 rounds per reader, readers interleaved, order shuffled per cycle)"
+    for cpus in "0 0" "0 1"; do
+        [ "$(nproc)" -lt 2 ] && [ "$cpus" = "0 1" ] && continue
+        "$WORK/bench_signal" ping 10000 $cpus $SIGHOOK | tee "$WORK/sig.txt"
+        med() { awk -v m="$1" '$2 == m {sub("median_us=","",$6); print $6}' "$WORK/sig.txt"; }
+        p99() { awk -v m="$1" '$2 == m {sub("p99_us=","",$7); print $7}' "$WORK/sig.txt"; }
+        echo "ratios (cpus sender,reader = ${cpus/ /,}): dk/ld median $(ratio "$(med dk)" "$(med ld)") p99 $(ratio "$(p99 dk)" "$(p99 ld)");" \
+             "dk/signalfd median $(ratio "$(med dk)" "$(med sfd)") p99 $(ratio "$(p99 dk)" "$(p99 sfd)");" \
+             "dk/signal-hook median $(ratio "$(med dk)" "$(med sh)") p99 $(ratio "$(p99 dk)" "$(p99 sh)")"
+    done
+    echo "-- burst: 1000000 mixed USR1/USR2/HUP from a sender process to each reader in turn (dk, sh, ld, sfd; at most 30 s each)"
+    "$WORK/bench_signal" burst 1000000 30 $SIGHOOK | tee "$WORK/burst.txt"
+    # libdaemonkit's 0 lost kinds is a target; the peers' results are reported beside it
+    for m in dk ${SIGHOOK:+sh} ld sfd; do
+        line=$(grep "^burst $m " "$WORK/burst.txt")
+        sent=$(sed -n 's/.* sent=\([0-9]*\) .*/\1/p' <<< "$line")
+        lost=$(sed -n 's/.*kinds_lost=\([0-9]*\).*/\1/p' <<< "$line")
+        ok=$([ "$sent" = 1000000 ] && [ "$lost" = 0 ] && echo 1 || echo 0)
+        if [ "$m" = dk ]; then
+            target "burst dk: all sent, 0 signal kinds lost" "$ok" "sent=${sent:-?} kinds_lost=${lost:-?}"
         else
-            echo "  t=${t}s HUP  -> $pid"; kill -HUP "$pid"
+            note "peer burst $m: $([ "$ok" = 1 ] && echo "all sent, 0 kinds lost" || echo "KINDS LOST or not all sent") (sent=${sent:-?} kinds_lost=${lost:-?})"
         fi
     done
-}
-dk_start() { # dk_start PORT -> sets DKPID
-    : > "$WORK/dk.log"
-    "$ROOT/examples/c/build/dk-hello" --listen "127.0.0.1:$1" -D --pid "$WORK/dk.pid" -w 4 \
-        --log "$WORK/dk.log" || return 1
-    DKPID=$(cat "$WORK/dk.pid"); STARTED+=("$DKPID")
-    wait_http "$1" 10
-}
-dk_stop() { local p; p=$(cat "$WORK/dk.pid" 2>/dev/null); STARTED+=("$p"); stop_pid "$p"; stop_pid "$DKPID"; }
+fi
 
-PORT=$(free_port)
-declare -A R
-for run in base restarts; do
-    dk_start "$PORT" || { echo "dk-hello did not start"; cat "$WORK/dk.log"; break; }
-    curl -s "http://127.0.0.1:$PORT/"
-    echo "-- dk-hello -w 4, $run (master $DKPID)"
-    if [ "$run" = restarts ]; then restart_driver "$WORK/dk.pid" "$DUR" 1 & DRV=$!; fi
-    wrk "${WRK_ARGS[@]}" -d"${DUR}s" "http://127.0.0.1:$PORT/" > "$WORK/wrk-dk-$run.txt" 2>&1
-    if [ "$run" = restarts ]; then wait "$DRV"; fi
-    sed 's/^/  /' "$WORK/wrk-dk-$run.txt"
-    R[dk-$run]=$(wrk_summary "$WORK/wrk-dk-$run.txt")
-    echo "  summary: rps non2xx socket_errors = ${R[dk-$run]}; master now $(cat "$WORK/dk.pid")"
-    echo "  server log: $(grep -c 'rolling restart done' "$WORK/dk.log") rolling restarts done," \
-         "$(grep -c 'upgrade: new generation .* ready' "$WORK/dk.log") upgrades ready," \
-         "$(grep -c 'worker .* started' "$WORK/dk.log") workers started," \
-         "$(grep -Ec '^(GET|HEAD) ' "$WORK/dk.log") requests logged"
-    dk_stop
-done
-read -r b_rps b_n b_s <<< "${R[dk-base]:-0 0 0}"
-read -r r_rps r_n r_s <<< "${R[dk-restarts]:-0 0 0}"
-pct=$(awk -v a="$r_rps" -v b="$b_rps" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print 0 }')
-echo "dk-hello: baseline ${b_rps} req/s (non-2xx $b_n, socket errors $b_s); with HUP/2s + 1 USR2: ${r_rps} req/s (non-2xx $r_n, socket errors $r_s) = ${pct}% of baseline"
-target "dk-hello: zero errors under restarts" "$([ "$r_n" = 0 ] && [ "$r_s" = 0 ] && echo 1 || echo 0)" "non-2xx $r_n, socket errors $r_s"
-target "dk-hello: >= 90% of baseline throughput under restarts" "$(awk -v p="$pct" 'BEGIN{print (p >= 90) ? 1 : 0}')" "${pct}%"
+# ---------------------------------------------------------------- 4. restarts under load
+if want restarts; then
+    hdr "4. restarts under load (wrk -t2 -c16 -H 'Connection: close', ${DUR} s per run, 127.0.0.1)"
+    WRK_ARGS=(-t2 -c16 -H 'Connection: close' --timeout 5s)
+    # wrk_summary FILE -> "rps non2xx sockerr"
+    wrk_summary() {
+        local rps non2xx se
+        rps=$(awk '/^Requests\/sec:/ {print $2}' "$1")
+        non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' "$1"); non2xx=${non2xx:-0}
+        se=$(awk '/Socket errors:/ {gsub(",",""); print $4+$6+$8+$10}' "$1"); se=${se:-0}
+        echo "${rps:-0} $non2xx $se"
+    }
+    # restart_driver PIDFILE DURATION UPGRADE(0/1): a HUP every 2 s, one USR2 halfway (bounded)
+    restart_driver() {
+        local pf="$1" dur="$2" up="$3" t=0 pid
+        while [ "$t" -lt $(( dur - 2 )) ]; do
+            sleep 2; t=$((t + 2))
+            pid=$(cat "$pf" 2>/dev/null)
+            [ -n "$pid" ] || continue
+            if [ "$up" = 1 ] && [ "$t" -eq $(( (dur / 2) / 2 * 2 )) ]; then
+                echo "  t=${t}s USR2 -> $pid"; kill -USR2 "$pid"
+            else
+                echo "  t=${t}s HUP  -> $pid"; kill -HUP "$pid"
+            fi
+        done
+    }
 
-if [ -z "${SKIP_STARMAN:-}" ] && command -v starman >/dev/null; then
-    echo "-- Starman --workers 4 (HUP only: Starman has no USR2 upgrade), ${SDUR} s per run"
+    PORT=$(free_port)
+    declare -A R
     for run in base restarts; do
-        SPORT=$(free_port)
-        starman --workers 4 --listen "127.0.0.1:$SPORT" --pid "$WORK/starman.pid" --daemonize \
-            --error-log "$WORK/starman.log" "$BENCH/hello.psgi" >/dev/null 2>&1
-        for i in $(seq 1 100); do [ -s "$WORK/starman.pid" ] && break; sleep 0.1; done
-        SPID=$(cat "$WORK/starman.pid" 2>/dev/null); STARTED+=("$SPID")
-        wait_http "$SPORT" 15 || { echo "starman did not start"; tail "$WORK/starman.log"; break; }
-        echo "-- starman $run (master $SPID)"
-        if [ "$run" = restarts ]; then restart_driver "$WORK/starman.pid" "$SDUR" 0 & DRV=$!; fi
-        wrk "${WRK_ARGS[@]}" -d"${SDUR}s" "http://127.0.0.1:$SPORT/" > "$WORK/wrk-st-$run.txt" 2>&1
+        dk_start "$PORT" || { echo "dk-hello did not start"; cat "$WORK/dk.log"; break; }
+        curl -s "http://127.0.0.1:$PORT/"
+        echo "-- dk-hello -w 4, $run (master $DKPID)"
+        if [ "$run" = restarts ]; then restart_driver "$WORK/dk.pid" "$DUR" 1 & DRV=$!; fi
+        wrk "${WRK_ARGS[@]}" -d"${DUR}s" "http://127.0.0.1:$PORT/" > "$WORK/wrk-dk-$run.txt" 2>&1
         if [ "$run" = restarts ]; then wait "$DRV"; fi
-        sed 's/^/  /' "$WORK/wrk-st-$run.txt"
-        R[st-$run]=$(wrk_summary "$WORK/wrk-st-$run.txt")
-        echo "  summary: rps non2xx socket_errors = ${R[st-$run]}"
-        stop_pid "$SPID"; rm -f "$WORK/starman.pid"
+        sed 's/^/  /' "$WORK/wrk-dk-$run.txt"
+        R[dk-$run]=$(wrk_summary "$WORK/wrk-dk-$run.txt")
+        echo "  summary: rps non2xx socket_errors = ${R[dk-$run]}; master now $(cat "$WORK/dk.pid")"
+        echo "  server log: $(grep -c 'rolling restart done' "$WORK/dk.log") rolling restarts done," \
+             "$(grep -c 'upgrade: new generation .* ready' "$WORK/dk.log") upgrades ready," \
+             "$(grep -c 'worker .* started' "$WORK/dk.log") workers started," \
+             "$(grep -Ec '^(GET|HEAD) ' "$WORK/dk.log") requests logged"
+        dk_stop
     done
-    read -r sb_rps sb_n sb_s <<< "${R[st-base]:-0 0 0}"
-    read -r sr_rps sr_n sr_s <<< "${R[st-restarts]:-0 0 0}"
-    echo "starman: baseline ${sb_rps} req/s (non-2xx $sb_n, socket errors $sb_s); with HUP/2s: ${sr_rps} req/s (non-2xx $sr_n, socket errors $sr_s) = $(awk -v a="$sr_rps" -v b="$sb_rps" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print 0 }')% of baseline"
-    echo "ratio dk-hello/starman req/s: baseline $(ratio "$b_rps" "$sb_rps"), under restarts $(ratio "$r_rps" "$sr_rps")"
+    read -r b_rps b_n b_s <<< "${R[dk-base]:-0 0 0}"
+    read -r r_rps r_n r_s <<< "${R[dk-restarts]:-0 0 0}"
+    pct=$(awk -v a="$r_rps" -v b="$b_rps" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print 0 }')
+    echo "dk-hello: baseline ${b_rps} req/s (non-2xx $b_n, socket errors $b_s); with HUP/2s + 1 USR2: ${r_rps} req/s (non-2xx $r_n, socket errors $r_s) = ${pct}% of baseline"
+    target "dk-hello: zero errors under restarts" "$([ "$r_n" = 0 ] && [ "$r_s" = 0 ] && echo 1 || echo 0)" "non-2xx $r_n, socket errors $r_s"
+    target "dk-hello: >= 90% of baseline throughput under restarts" "$(awk -v p="$pct" 'BEGIN{print (p >= 90) ? 1 : 0}')" "${pct}%"
+
+    if [ -z "${SKIP_STARMAN:-}" ] && command -v starman >/dev/null; then
+        echo "-- Starman --workers 4 (HUP only: Starman has no USR2 upgrade), ${SDUR} s per run"
+        for run in base restarts; do
+            SPORT=$(free_port)
+            starman --workers 4 --listen "127.0.0.1:$SPORT" --pid "$WORK/starman.pid" --daemonize \
+                --error-log "$WORK/starman.log" "$BENCH/hello.psgi" >/dev/null 2>&1
+            for i in $(seq 1 100); do [ -s "$WORK/starman.pid" ] && break; sleep 0.1; done
+            SPID=$(cat "$WORK/starman.pid" 2>/dev/null); STARTED+=("$SPID")
+            wait_http "$SPORT" 15 || { echo "starman did not start"; tail "$WORK/starman.log"; break; }
+            echo "-- starman $run (master $SPID)"
+            if [ "$run" = restarts ]; then restart_driver "$WORK/starman.pid" "$SDUR" 0 & DRV=$!; fi
+            wrk "${WRK_ARGS[@]}" -d"${SDUR}s" "http://127.0.0.1:$SPORT/" > "$WORK/wrk-st-$run.txt" 2>&1
+            if [ "$run" = restarts ]; then wait "$DRV"; fi
+            sed 's/^/  /' "$WORK/wrk-st-$run.txt"
+            R[st-$run]=$(wrk_summary "$WORK/wrk-st-$run.txt")
+            echo "  summary: rps non2xx socket_errors = ${R[st-$run]}"
+            stop_pid "$SPID"; rm -f "$WORK/starman.pid"
+        done
+        read -r sb_rps sb_n sb_s <<< "${R[st-base]:-0 0 0}"
+        read -r sr_rps sr_n sr_s <<< "${R[st-restarts]:-0 0 0}"
+        echo "starman: baseline ${sb_rps} req/s (non-2xx $sb_n, socket errors $sb_s); with HUP/2s: ${sr_rps} req/s (non-2xx $sr_n, socket errors $sr_s) = $(awk -v a="$sr_rps" -v b="$sb_rps" 'BEGIN { if (b > 0) printf "%.1f", 100 * a / b; else print 0 }')% of baseline"
+        echo "ratio dk-hello/starman req/s: baseline $(ratio "$b_rps" "$sb_rps"), under restarts $(ratio "$r_rps" "$sr_rps")"
+    fi
 fi
 
 # ---------------------------------------------------------------- 5. pid file contention
-hdr "5. PID file contention (64 concurrent starters x 200 rounds, dk_pidfile_open)"
-mkdir -p "$WORK/pf"
-"$WORK/bench_pidfile" "$WORK/pf" 64 200 | tee "$WORK/pf.txt"
-bad=$(sed -n 's/.*rounds_not_1=\([0-9]*\).*/\1/p' "$WORK/pf.txt")
-target "exactly 1 winner every round" "$([ "$bad" = 0 ] && echo 1 || echo 0)" "rounds without exactly one winner: ${bad:-?}"
+if want pidfile; then
+    hdr "5. PID file contention (64 concurrent starters x 200 rounds, dk_pidfile_open)"
+    mkdir -p "$WORK/pf"
+    "$WORK/bench_pidfile" "$WORK/pf" 64 200 | tee "$WORK/pf.txt"
+    bad=$(sed -n 's/.*rounds_not_1=\([0-9]*\).*/\1/p' "$WORK/pf.txt")
+    target "exactly 1 winner every round" "$([ "$bad" = 0 ] && echo 1 || echo 0)" "rounds without exactly one winner: ${bad:-?}"
+fi
 
 # ---------------------------------------------------------------- 6. respawn
-if [ -z "${SKIP_RESPAWN:-}" ]; then
+if want respawn && [ -z "${SKIP_RESPAWN:-}" ]; then
     hdr "6. respawn (kill -9 a worker -> a new worker answers; dk-hello -w 4)"
     PORT=$(free_port)
     if dk_start "$PORT"; then
