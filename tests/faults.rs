@@ -126,10 +126,7 @@ fn port_of(child: &mut Child) -> u16 {
     use std::io::BufRead;
     let err = child.stderr.take().unwrap();
     let mut lines = std::io::BufReader::new(err).lines();
-    let line = lines
-        .next()
-        .expect("no output")
-        .expect("unreadable output");
+    let line = lines.next().expect("no output").expect("unreadable output");
     std::thread::spawn(move || for _ in lines {});
     line.rsplit(':')
         .next()
@@ -141,7 +138,10 @@ fn port_of(child: &mut Child) -> u16 {
 fn assert_pidfile_truthful(path: &Path, what: &str) -> Option<i32> {
     match Pidfile::check(path) {
         Ok(PidState::Running(p)) => {
-            assert!(p > 0 && alive(p), "{what}: pid file says {p} runs, it does not");
+            assert!(
+                p > 0 && alive(p),
+                "{what}: pid file says {p} runs, it does not"
+            );
             Some(p)
         }
         Ok(_) => None,
@@ -292,7 +292,11 @@ fn fork_failure_at_daemonize_is_reported() {
     // Exactly one process of nobody's allowed: the program itself; its fork must fail.
     let limit = tasks_of(NOBODY) + 1;
     let child = as_nobody_with_nproc(c, limit).spawn().unwrap();
-    let (st, err, _) = finish(child, Duration::from_secs(20), "daemonize under RLIMIT_NPROC");
+    let (st, err, _) = finish(
+        child,
+        Duration::from_secs(20),
+        "daemonize under RLIMIT_NPROC",
+    );
     eprintln!("stderr: {err}");
     assert!(!st.success(), "launcher exit status {st:?}");
     assert!(
@@ -344,10 +348,18 @@ fn fork_failure_for_workers_keeps_master_serving_and_stoppable() {
     let ticks0 = cpu_ticks(master);
     std::thread::sleep(Duration::from_secs(1));
     let busy = cpu_ticks(master) - ticks0;
-    assert!(busy < 50, "master spins while forks fail: {busy} ticks in 1 s");
+    assert!(
+        busy < 50,
+        "master spins while forks fail: {busy} ticks in 1 s"
+    );
     // The limit lifted, the missing workers come back.
     let st = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "prlimit"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "prlimit",
+        ])
         .arg(format!("--pid={master}"))
         .arg(match nproc_hard() {
             libc::RLIM_INFINITY => "--nproc=unlimited".to_string(),
@@ -464,7 +476,10 @@ fn log_disk_full_does_not_stop_serving() {
     reaper.add(master);
     // Every request writes a log line that cannot be stored; serving goes on.
     for i in 0..200 {
-        assert!(served_pid(port).is_some(), "request {i} failed with the log disk full");
+        assert!(
+            served_pid(port).is_some(),
+            "request {i} failed with the log disk full"
+        );
     }
     // USR1 (logrotate) reopens the log on the full disk: still serving.
     kill(master, libc::SIGUSR1);
@@ -472,7 +487,11 @@ fn log_disk_full_does_not_stop_serving() {
     for i in 0..50 {
         assert!(served_pid(port).is_some(), "request {i} failed after USR1");
     }
-    assert_eq!(std::fs::metadata(&log).unwrap().len(), 0, "the full disk took data?");
+    assert_eq!(
+        std::fs::metadata(&log).unwrap().len(),
+        0,
+        "the full disk took data?"
+    );
     assert_eq!(assert_pidfile_truthful(&pid, "serving"), Some(master));
     kill(master, libc::SIGTERM);
     assert!(
@@ -537,7 +556,10 @@ fn readiness_timeout_kills_the_daemon_and_says_so() {
     let (st, err, took) = finish(c.spawn().unwrap(), Duration::from_secs(20), "timeout");
     eprintln!("stderr: {err} (after {took:?})");
     assert!(!st.success(), "exit status {st:?}");
-    assert!(took >= Duration::from_millis(650), "gave up early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(650),
+        "gave up early: {took:?}"
+    );
     assert!(took < Duration::from_secs(10), "gave up late: {took:?}");
     assert!(
         err.contains("700 ms") && err.contains("killed"),
@@ -568,7 +590,9 @@ fn worker_ignoring_term_is_killed_after_the_graceful_timeout() {
     let port = port_of(&mut child);
     assert!(wait_until(Duration::from_secs(10), || served_pid(port).is_some()));
     let master = child.id() as i32;
-    assert!(wait_until(Duration::from_secs(10), || children(master).len() == 2));
+    assert!(wait_until(Duration::from_secs(10), || children(master)
+        .len()
+        == 2));
     let workers = children(master);
     let t0 = Instant::now();
     kill(master, libc::SIGTERM);
@@ -670,7 +694,10 @@ fn upgrade_killed_at(step: Step) {
                 wait_until(Duration::from_secs(10), || upgrade_ready(&events)),
                 "new generation not ready"
             );
-            assert!(alive(old), "the old master should still drain its slow request");
+            assert!(
+                alive(old),
+                "the old master should still drain its slow request"
+            );
             kill(
                 if matches!(step, Step::OldWhileDraining) {
                     old
@@ -685,7 +712,10 @@ fn upgrade_killed_at(step: Step) {
     std::thread::sleep(Duration::from_millis(100));
     let t0 = Instant::now();
     while t0.elapsed() < Duration::from_millis(1500) {
-        assert_pidfile_truthful(&pid, &format!("{step:?}, {:?} after the kill", t0.elapsed()));
+        assert_pidfile_truthful(
+            &pid,
+            &format!("{step:?}, {:?} after the kill", t0.elapsed()),
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     let _ = slow.join();
@@ -760,7 +790,11 @@ fn upgrade_new_generation_killed_while_old_drains() {
 /// killing the old process (the new one must carry on alone, holding the file) or the new
 /// one (the old one must roll back, rewrite its pid and serve again).
 fn single_upgrade_killed(kill_old: bool) {
-    let what = if kill_old { "single, old killed" } else { "single, new killed" };
+    let what = if kill_old {
+        "single, old killed"
+    } else {
+        "single, new killed"
+    };
     let tag = Tag::new("single-upgrade-kill");
     let t = TempDir::new("faults");
     let pid = t.join("app.pid");
@@ -795,14 +829,18 @@ fn single_upgrade_killed(kill_old: bool) {
     // The survivor finishes starting (new) or rolls back (old), then serves and holds the file.
     let survivor = if kill_old { new } else { old };
     assert!(
-        wait_until(Duration::from_secs(5), || served_pid(port) == Some(survivor)),
+        wait_until(Duration::from_secs(5), || served_pid(port)
+            == Some(survivor)),
         "{what}: {survivor} does not serve"
     );
     assert_eq!(assert_pidfile_truthful(&pid, what), Some(survivor));
     assert_eq!(pid_in(&pid), Some(survivor), "{what}: pid file content");
     kill(survivor, libc::SIGTERM);
     tag.assert_none_left(Duration::from_secs(8), what);
-    assert!(!pid.exists(), "{what}: the survivor's clean stop leaves its PID file");
+    assert!(
+        !pid.exists(),
+        "{what}: the survivor's clean stop leaves its PID file"
+    );
 }
 
 fn served_pid_retry(port: u16) -> Option<i32> {
