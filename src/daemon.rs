@@ -228,6 +228,8 @@ fn preflight(o: &Options) -> Res<()> {
 }
 
 /// The steps shared by every role: close fds, reset signals, stdio, umask, chdir.
+/// Async-signal-safe (close_range/close, sigaction, sigprocmask, open, dup2, umask, chdir,
+/// atomics): in the daemon it runs between the fork and the return to the caller.
 fn common_steps(o: &Options, stdio_to_null: bool) -> Res<()> {
     if o.flags & NO_CLOSE_FDS == 0 {
         fds::close_range_except(3, o.keep)?;
@@ -264,6 +266,8 @@ fn common_steps(o: &Options, stdio_to_null: bool) -> Res<()> {
     Ok(())
 }
 
+/// Writes one record to a readiness pipe. Async-signal-safe (stack buffer, write(2)): the
+/// intermediate child uses it after fork.
 fn report(fd: c_int, kind: u8, code: u8, msg: &[u8]) {
     let msg = &msg[..msg.len().min(MAX_MESSAGE)];
     let mut rec = [0u8; 4 + MAX_MESSAGE];
@@ -366,8 +370,9 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
     let mut msg = [0u8; MAX_MESSAGE];
     let verdict = read_verdict(r, timeout_ms, &mut daemon_pid, &mut msg);
     let mut status = 0;
-    // SAFETY: reaping our own intermediate child (it exits right after the second fork).
-    unsafe { libc::waitpid(intermediate, &mut status, 0) };
+    // Reaping our own intermediate child (it exits right after the second fork); EINTR
+    // retried, or a handler without SA_RESTART leaves it to our parent as a zombie.
+    sys::waitpid(intermediate, &mut status, 0);
     let code = match verdict {
         Verdict::Ready => 0,
         Verdict::Failed { code, len } => {

@@ -225,17 +225,27 @@ fn check_fds(fds: &[c_int]) -> Res<()> {
     Ok(())
 }
 
-/// Moves `src[i]` to fd `3 + i` for every i, clearing close-on-exec on the targets. With
-/// `saved`, first duplicates whatever occupied the target fds so [`restore`] can undo it.
-/// Async-signal-safe.
-fn arrange(src: &[c_int], saved: Option<&mut [c_int; MAX_FDS]>) -> Res<[c_int; MAX_FDS]> {
+/// Moves `src[i]` to fd `3 + i` for every i, clearing close-on-exec on the targets; `high`
+/// receives the intermediate duplicates (close-on-exec). With `saved`, first duplicates
+/// whatever occupied the target fds so [`restore`] can undo it; a target that cannot be
+/// saved (`EMFILE`) stops it before any target is touched. `high` and `saved` are filled as
+/// it goes, so after an error [`restore`] puts everything back and closes every duplicate.
+/// Async-signal-safe (fcntl and dup2 only).
+fn arrange(
+    src: &[c_int],
+    high: &mut [c_int; MAX_FDS],
+    saved: Option<&mut [c_int; MAX_FDS]>,
+) -> Res<()> {
     let n = src.len();
     let base = 3 + n as c_int;
-    let mut high = [-1; MAX_FDS];
     if let Some(saved) = saved {
         for (i, slot) in saved.iter_mut().enumerate().take(n) {
             // SAFETY: F_DUPFD_CLOEXEC on a possibly-closed fd just fails with EBADF.
-            *slot = unsafe { libc::fcntl(3 + i as c_int, libc::F_DUPFD_CLOEXEC, base) };
+            let r = unsafe { libc::fcntl(3 + i as c_int, libc::F_DUPFD_CLOEXEC, base) };
+            if r < 0 && sys::get_errno() != libc::EBADF {
+                return Err(Errno::last());
+            }
+            *slot = r;
         }
     }
     for (h, &fd) in high.iter_mut().zip(src) {
@@ -246,10 +256,13 @@ fn arrange(src: &[c_int], saved: Option<&mut [c_int; MAX_FDS]>) -> Res<[c_int; M
         // SAFETY: dup2 onto the target; it clears FD_CLOEXEC on the new descriptor.
         sys::retry(|| unsafe { libc::dup2(h, 3 + i as c_int) })?;
     }
-    Ok(high)
+    Ok(())
 }
 
-/// Undoes [`arrange`] after a failed `execve` in the same process.
+/// Undoes [`arrange`] (complete or stopped by an error) in the same process: each target
+/// gets its saved descriptor back with its original flags (`flags[i]`, negative when the
+/// target was closed: then whatever arrange put there is closed), and every duplicate is
+/// closed.
 fn restore(n: usize, high: &[c_int; MAX_FDS], saved: &[c_int; MAX_FDS], flags: &[c_int; MAX_FDS]) {
     for i in 0..n {
         let t = 3 + i as c_int;
@@ -259,9 +272,10 @@ fn restore(n: usize, high: &[c_int; MAX_FDS], saved: &[c_int; MAX_FDS], flags: &
                 libc::dup2(saved[i], t);
                 libc::fcntl(t, libc::F_SETFD, flags[i]);
             }
-        } else {
+        } else if flags[i] < 0 {
             sys::close(t);
         }
+        // else: open but not saved, so arrange stopped before touching any target.
         sys::close(saved[i]);
         sys::close(high[i]);
     }
@@ -288,12 +302,17 @@ pub fn reexec(spec: &Spec) -> Res<()> {
     }
     let total = n + has_pf as usize;
     let mut saved = [-1; MAX_FDS];
-    let mut flags = [0; MAX_FDS];
+    let mut high = [-1; MAX_FDS];
+    let mut flags = [-1; MAX_FDS];
     for (i, f) in flags.iter_mut().enumerate().take(total) {
-        // SAFETY: F_GETFD on any integer is harmless.
-        *f = unsafe { libc::fcntl(3 + i as c_int, libc::F_GETFD) }.max(0);
+        // SAFETY: F_GETFD on any integer is harmless (-1 for a closed fd).
+        *f = unsafe { libc::fcntl(3 + i as c_int, libc::F_GETFD) };
     }
-    let high = arrange(&src[..total], Some(&mut saved))?;
+    if let Err(e) = arrange(&src[..total], &mut high, Some(&mut saved)) {
+        // Every fd as it was, also when the fd table is full (EMFILE).
+        restore(total, &high, &saved, &flags);
+        return Err(e);
+    }
     // SAFETY: ensure C stdio output is not lost across the exec.
     unsafe { libc::fflush(core::ptr::null_mut()) };
     // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
@@ -337,7 +356,8 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     if pid == 0 {
         crate::signals::reset_child();
         env.set_pid(sys::getpid());
-        if arrange(&src[..total], None).is_ok() {
+        let mut high = [-1; MAX_FDS];
+        if arrange(&src[..total], &mut high, None).is_ok() {
             // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
             unsafe { libc::execve(*spec.argv, spec.argv, env.envp) };
         }
@@ -346,8 +366,17 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
             .push_u64(sys::get_errno() as u64)
             .push(b")");
         let code = [b'f', 127, b.len as u8, 0];
-        let _ = sys::write_all(ready_target, &code);
-        let _ = sys::write_all(ready_target, b.as_bytes());
+        // The readiness pipe is at `ready_target` only if arrange got that far: its
+        // duplicate `high[total - 1]` exists once every duplicate was made, and before that
+        // no target was touched, so `w` still is the pipe. (Writing to `ready_target` after
+        // a failed arrange, EMFILE, put the record into whatever fd had that number.)
+        let pipe = if high[total - 1] >= 0 {
+            high[total - 1]
+        } else {
+            w
+        };
+        let _ = sys::write_all(pipe, &code);
+        let _ = sys::write_all(pipe, b.as_bytes());
         // SAFETY: leaving the failed child without running the parent's handlers.
         unsafe { libc::_exit(127) };
     }
@@ -386,8 +415,8 @@ pub fn wait_ready(
     };
     let _ = crate::signals::send(pid, libc::SIGKILL);
     let mut st = 0;
-    // SAFETY: reaping our own child.
-    unsafe { libc::waitpid(pid, &mut st, 0) };
+    // Reaping our own child (EINTR retried: no zombie left behind).
+    sys::waitpid(pid, &mut st, 0);
     Err(f)
 }
 
@@ -405,7 +434,13 @@ pub fn upgrade(
     *msg_len = 0;
     let (pid, r) = spawn(spec)?;
     match wait_ready(pid, r, timeout_ms, msg) {
-        Ok(()) => Ok(pid),
+        Ok(()) => {
+            // The new generation owns the file: do not keep its lock alive while draining.
+            if let Some(pf) = pidfile {
+                pf.let_go();
+            }
+            Ok(pid)
+        }
         Err(f) => {
             if let Some(pf) = pidfile {
                 let _ = pf.write();
@@ -456,7 +491,8 @@ impl Prepared {
     pub(crate) fn exec_in_child(&mut self, ready_w: c_int) -> ! {
         self.src[self.total - 1] = ready_w;
         self.env.set_pid(sys::getpid());
-        if arrange(&self.src[..self.total], None).is_ok() {
+        let mut high = [-1; MAX_FDS];
+        if arrange(&self.src[..self.total], &mut high, None).is_ok() {
             // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
             unsafe { libc::execve(*self.argv, self.argv, self.env.envp) };
         }

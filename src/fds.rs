@@ -13,7 +13,7 @@ const SLOTS: usize = 16;
 /// daemonize's fd sweep, closed in forked workers. Lock-free so workers can read it after fork.
 static PRIVATE: [AtomicI32; SLOTS] = [const { AtomicI32::new(-1) }; SLOTS];
 
-/// Records `fd` as library-private.
+/// Records `fd` as library-private. Async-signal-safe (lock-free atomics only).
 pub fn register_private(fd: c_int) {
     for s in &PRIVATE {
         if s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
@@ -24,7 +24,7 @@ pub fn register_private(fd: c_int) {
     }
 }
 
-/// Forgets `fd`.
+/// Forgets `fd`. Async-signal-safe (lock-free atomics only).
 pub fn unregister_private(fd: c_int) {
     for s in &PRIVATE {
         let _ = s.compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst);
@@ -95,6 +95,9 @@ static LOG: LogCell = LogCell(UnsafeCell::new(LogState {
     which: 0,
 }));
 static LOG_LOCK: AtomicBool = AtomicBool::new(false);
+/// Set once a log was opened: read without LOG_LOCK, so [`log_active`] is lock-free and
+/// safe in a child forked while another thread held LOG_LOCK (daemonize asks it after fork).
+static LOG_SET: AtomicBool = AtomicBool::new(false);
 
 fn with_log<R>(f: impl FnOnce(&mut LogState) -> R) -> R {
     while LOG_LOCK
@@ -169,6 +172,7 @@ pub fn log_open(path: &CStr, which: u32) -> Res<()> {
         s.len = n;
         s.which = which;
     });
+    LOG_SET.store(true, Ordering::SeqCst);
     Ok(())
 }
 
@@ -211,9 +215,10 @@ pub fn log_reopen() -> Res<()> {
     r
 }
 
-/// True when a log file was opened with [`log_open`].
+/// True when a log file was opened with [`log_open`]. Async-signal-safe (one atomic load,
+/// no lock), so the daemon may ask it between `fork` and its return.
 pub fn log_active() -> bool {
-    with_log(|s| s.len > 0)
+    LOG_SET.load(Ordering::SeqCst)
 }
 
 #[cfg(feature = "std")]

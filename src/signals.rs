@@ -7,6 +7,7 @@
 //! nothing: the pending bits remain and the reader already has a wake-up byte queued.
 //! [`next`] drains the pipe and then returns each pending signal once.
 
+use crate::fds;
 use crate::sys::{self, Errno, Res};
 use core::cell::UnsafeCell;
 use core::ffi::c_int;
@@ -24,6 +25,9 @@ static COUNTS: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
 static CURSOR: AtomicU32 = AtomicU32::new(0);
 static PIPE_R: AtomicI32 = AtomicI32::new(-1);
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
+/// The process that created the pipe: a forked child that registers signals gets a pipe of
+/// its own instead of sharing (and draining the wake-up bytes of) its parent's.
+static PIPE_PID: AtomicI32 = AtomicI32::new(0);
 /// Serializes open/add/close (not used by the handler).
 static LOCK: AtomicBool = AtomicBool::new(false);
 
@@ -75,24 +79,86 @@ extern "C" fn on_signal(sig: c_int) {
 }
 
 /// Registers `sigs` and returns the read fd. Calling it again adds signals to the same pipe
-/// and returns the same fd. `EINVAL` for an uncatchable or out-of-range signal (nothing is
-/// registered then).
+/// and returns the same fd (in a forked child: a pipe of its own). `EINVAL` for an
+/// uncatchable or out-of-range signal, or one libc reserves (nothing is registered then).
 pub fn open(sigs: &[c_int]) -> Res<c_int> {
     for &s in sigs {
-        if !catchable(s) {
+        if !catchable(s) || !settable(s) {
             return Err(Errno(libc::EINVAL));
         }
     }
     let _g = lock();
-    if PIPE_R.load(Ordering::SeqCst) < 0 {
+    if PIPE_R.load(Ordering::SeqCst) >= 0 && PIPE_PID.load(Ordering::SeqCst) != sys::getpid() {
+        // Inherited across fork: the parent's pipe and its pending signals are not ours.
+        close_pipe();
+        PENDING.store(0, Ordering::SeqCst);
+        for c in &COUNTS {
+            c.store(0, Ordering::SeqCst);
+        }
+    }
+    let created = PIPE_R.load(Ordering::SeqCst) < 0;
+    if created {
         let [r, w] = sys::pipe_cloexec(true)?;
+        // The pipe is the library's own: an fd sweep (`dk_fd_close_from`, daemonize) keeps
+        // it, so PIPE_R/PIPE_W never name an fd number that was closed and reused.
+        fds::register_private(r);
+        fds::register_private(w);
+        PIPE_PID.store(sys::getpid(), Ordering::SeqCst);
         PIPE_W.store(w, Ordering::SeqCst);
         PIPE_R.store(r, Ordering::SeqCst);
     }
+    let before = REGISTERED.load(Ordering::SeqCst);
     for &s in sigs {
-        install(s)?;
+        if let Err(e) = install(s) {
+            // Nothing registered on error: undo this call's installs (and the pipe if this
+            // call created it).
+            uninstall(REGISTERED.load(Ordering::SeqCst) & !before);
+            if created {
+                close_pipe();
+            }
+            return Err(e);
+        }
     }
     Ok(PIPE_R.load(Ordering::SeqCst))
+}
+
+/// True when libc lets the caller change `sig`'s action (glibc reserves 32 and 33 for its
+/// own use and refuses them with EINVAL). A query only: nothing changes.
+fn settable(sig: c_int) -> bool {
+    // SAFETY: querying the current action into a valid out-struct.
+    unsafe {
+        let mut old: libc::sigaction = core::mem::zeroed();
+        libc::sigaction(sig, core::ptr::null(), &mut old) == 0
+    }
+}
+
+/// Restores the saved action of every signal in `bits` and clears their registration
+/// (LOCK held).
+fn uninstall(bits: u64) {
+    for sig in 1..=64 {
+        if bits & bit(sig) != 0 {
+            // SAFETY: the slot was filled by sigaction when the signal was registered (its bit
+            // was set only after that succeeded); LOCK is held.
+            unsafe {
+                let old = (*OLD.0.get())[sig as usize].as_ptr();
+                libc::sigaction(sig, old, core::ptr::null_mut());
+            }
+        }
+    }
+    REGISTERED.fetch_and(!bits, Ordering::SeqCst);
+}
+
+/// Closes the pipe and forgets its fds. Async-signal-safe (atomics and close only).
+fn close_pipe() {
+    for fd in [
+        PIPE_W.swap(-1, Ordering::SeqCst),
+        PIPE_R.swap(-1, Ordering::SeqCst),
+    ] {
+        if fd >= 0 {
+            fds::unregister_private(fd);
+            sys::close(fd);
+        }
+    }
 }
 
 /// Installs the handler for one signal (LOCK held), saving the previous action once.
@@ -142,6 +208,10 @@ pub fn next() -> c_int {
                 if n < 0 && sys::get_errno() == libc::EINTR {
                     continue;
                 }
+                break;
+            }
+            if (n as usize) < buf.len() {
+                // A short read emptied the pipe: no second read(2) just to see EAGAIN.
                 break;
             }
         }
@@ -208,19 +278,8 @@ pub fn wait(timeout_ms: i64) -> Res<c_int> {
 /// forgets pending signals.
 pub fn close() {
     let _g = lock();
-    let regs = REGISTERED.swap(0, Ordering::SeqCst);
-    for sig in 1..=64 {
-        if regs & bit(sig) != 0 {
-            // SAFETY: the slot was filled by sigaction when the signal was registered (its bit
-            // was set only after that succeeded); LOCK is held.
-            unsafe {
-                let old = (*OLD.0.get())[sig as usize].as_ptr();
-                libc::sigaction(sig, old, core::ptr::null_mut());
-            }
-        }
-    }
-    sys::close(PIPE_W.swap(-1, Ordering::SeqCst));
-    sys::close(PIPE_R.swap(-1, Ordering::SeqCst));
+    uninstall(REGISTERED.load(Ordering::SeqCst));
+    close_pipe();
     PENDING.store(0, Ordering::SeqCst);
     for c in &COUNTS {
         c.store(0, Ordering::SeqCst);
@@ -228,8 +287,8 @@ pub fn close() {
 }
 
 /// For a freshly forked child: every disposition back to `SIG_DFL`, the signal mask emptied,
-/// the pipe closed, pending bits cleared. Async-signal-safe (sigaction, sigprocmask, close and
-/// atomics only), so it may run between `fork` and `exec`.
+/// the pipe closed, pending bits cleared. Async-signal-safe (sigaction, sigemptyset,
+/// sigprocmask, close and lock-free atomics only), so it may run between `fork` and `exec`.
 pub fn reset_child() {
     for sig in 1..=64 {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
@@ -254,13 +313,13 @@ pub fn reset_child() {
     for c in &COUNTS {
         c.store(0, Ordering::SeqCst);
     }
-    sys::close(PIPE_W.swap(-1, Ordering::SeqCst));
-    sys::close(PIPE_R.swap(-1, Ordering::SeqCst));
+    close_pipe();
     // A child forked while another thread held LOCK must not inherit it held.
     LOCK.store(false, Ordering::SeqCst);
 }
 
 /// Ignores SIGPIPE (so a closed peer gives `EPIPE` instead of killing the process).
+/// Async-signal-safe (sigaction only): a forked worker calls it before its hook.
 pub fn ignore_sigpipe() -> Res<()> {
     // SAFETY: a zeroed sigaction with SIG_IGN is valid.
     unsafe {

@@ -251,8 +251,8 @@ impl Supervisor {
         if let Some((pid, fd, _)) = self.upgrade.take() {
             sys::close(fd);
             let _ = signals::send(pid, libc::SIGKILL);
-            // SAFETY: reaping our own child.
-            unsafe { libc::waitpid(pid, core::ptr::null_mut(), 0) };
+            // Reaping our own child (EINTR retried: no zombie left behind).
+            sys::waitpid(pid, &mut 0, 0);
         }
         if self.upgraded {
             return Ok(Outcome::Upgraded);

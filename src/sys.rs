@@ -393,6 +393,20 @@ fn close_range(lo: u32, hi: u32) {
     }
 }
 
+/// `waitpid(pid, status, flags)`, retrying while a signal handler installed without
+/// `SA_RESTART` interrupts it (`EINTR`), so a child that was killed is always reaped.
+/// Returns waitpid's result. Async-signal-safe (waitpid only).
+pub fn waitpid(pid: i32, status: &mut c_int, flags: c_int) -> i32 {
+    loop {
+        // SAFETY: status is a valid out-pointer; pid and flags are plain integers.
+        let r = unsafe { libc::waitpid(pid, status, flags) };
+        if r < 0 && get_errno() == libc::EINTR {
+            continue;
+        }
+        return r;
+    }
+}
+
 /// The process's pid. Async-signal-safe.
 pub fn getpid() -> i32 {
     // SAFETY: getpid cannot fail.

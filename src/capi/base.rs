@@ -396,10 +396,13 @@ pub extern "C" fn dk_log_reopen() -> c_int {
 
 /// Registers the `n` signals in `sigs` with the process's signal pipe and returns its read
 /// fd (non-blocking, close-on-exec): watch it for readability in any event loop, then call
-/// `dk_signal_next`. Calling it again adds signals and returns the same fd. The handler only
-/// saves errno, sets a pending bit and writes one byte; a flood never loses a kind. Errors:
-/// `-EINVAL` NULL `sigs` with `n` > 0, or an uncatchable/out-of-range signal (nothing
-/// registered); pipe/sigaction errnos.
+/// `dk_signal_next`. Calling it again adds signals and returns the same fd; in a child forked
+/// after an earlier call, the first call gets a pipe of its own (the parent's pipe and pending
+/// signals are dropped). The handler only saves errno, sets a pending bit and writes one byte;
+/// a flood never loses a kind. The pipe's fds are the library's own: `dk_fd_close_from` and
+/// daemonize keep them. Errors: `-EINVAL` NULL `sigs` with `n` > 0, or an uncatchable,
+/// out-of-range or libc-reserved signal (glibc's 32 and 33); pipe/sigaction errnos. On any
+/// error nothing of this call stays registered.
 #[no_mangle]
 pub unsafe extern "C" fn dk_signal_open(sigs: *const c_int, n: usize) -> c_int {
     // SAFETY: sigs is NULL or n readable ints.
