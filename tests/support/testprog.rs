@@ -152,7 +152,7 @@ fn main() {
     let mut pidfile = env("DK_PID").map(|p| match Pidfile::open(&p) {
         Ok(pf) => pf,
         Err(e) => {
-            eprintln!("pid file {p}: {e}");
+            eprintln!("{e}");
             std::process::exit(1);
         }
     });
