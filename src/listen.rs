@@ -51,7 +51,8 @@ extern "C" {
 
 fn pton(family: c_int, host: &[u8], out: *mut core::ffi::c_void) -> bool {
     let mut buf = [0u8; 64];
-    if host.len() >= buf.len() {
+    // A NUL would end the C string early: `127.0.0.1\0junk:80` must not read as 127.0.0.1.
+    if host.len() >= buf.len() || host.contains(&0) {
         return false;
     }
     buf[..host.len()].copy_from_slice(host);
@@ -323,6 +324,31 @@ pub fn local_name(fd: c_int, out: &mut [u8]) -> Res<usize> {
 /// Flag for [`listen_fds`]: unset `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` afterwards.
 pub const UNSET_ENV: u32 = 1;
 
+/// Most fds [`listen_fds`] accepts in `LISTEN_FDS`.
+pub const MAX_LISTEN_FDS: usize = 4096;
+
+/// The pure part of [`listen_fds`]: how many fds the values of `LISTEN_PID` and `LISTEN_FDS`
+/// (`None` when unset) pass to the process `my_pid`. `Ok(None)` when they are not for it
+/// (`LISTEN_PID` unset or naming another process, or `LISTEN_FDS` unset); `EINVAL` when
+/// `LISTEN_PID` is not a number or `LISTEN_FDS` is not a number up to [`MAX_LISTEN_FDS`] (the
+/// count is only looked at once the pid matched).
+pub fn parse_listen_env(pid: Option<&[u8]>, fds: Option<&[u8]>, my_pid: u64) -> Res<Option<usize>> {
+    let Some(pid) = pid else {
+        return Ok(None);
+    };
+    let pid = sys::parse_u64(pid).ok_or(Errno(libc::EINVAL))?;
+    if pid != my_pid {
+        return Ok(None);
+    }
+    let Some(n) = fds else {
+        return Ok(None);
+    };
+    sys::parse_u64(n)
+        .filter(|&n| n <= MAX_LISTEN_FDS as u64)
+        .map(|n| Some(n as usize))
+        .ok_or(Errno(libc::EINVAL))
+}
+
 /// Parses the socket-activation variables: returns how many fds (from 3) were passed to
 /// this process (0 when none, or when `LISTEN_PID` names another process), marks each
 /// close-on-exec, and copies `LISTEN_FDNAMES` into `names` (NUL-terminated, empty when
@@ -336,19 +362,15 @@ pub fn listen_fds(flags: u32, names: &mut [u8]) -> Res<usize> {
         *first = 0;
     }
     let r = (|| {
-        let Some(pid) = sys::getenv(c"LISTEN_PID") else {
+        let Some(n) = parse_listen_env(
+            sys::getenv(c"LISTEN_PID"),
+            sys::getenv(c"LISTEN_FDS"),
+            sys::getpid() as u64,
+        )?
+        else {
             return Ok(0);
         };
-        let pid = sys::parse_u64(pid).ok_or(Errno(libc::EINVAL))?;
-        if pid != sys::getpid() as u64 {
-            return Ok(0);
-        }
-        let Some(n) = sys::getenv(c"LISTEN_FDS") else {
-            return Ok(0);
-        };
-        let n = sys::parse_u64(n)
-            .filter(|&n| n <= 4096)
-            .ok_or(Errno(libc::EINVAL))? as c_int;
+        let n = n as c_int;
         for fd in LISTEN_FDS_START..LISTEN_FDS_START + n {
             sys::set_cloexec(fd, true).map_err(|_| Errno(libc::EBADF))?;
         }
@@ -526,16 +548,27 @@ mod rust {
             )
         })?;
         let names = CStr::from_bytes_until_nul(&names)
-            .map(|c| c.to_string_lossy().into_owned())
+            .map(CStr::to_bytes)
             .unwrap_or_default();
-        let mut split = names.split(':');
-        Ok((0..n)
-            .map(|i| {
+        Ok(fd_names(names, n)
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| {
                 // SAFETY: listen_fds verified these fds are open and ours.
                 let fd = unsafe { OwnedFd::from_raw_fd(LISTEN_FDS_START + i as c_int) };
-                (fd, split.next().unwrap_or("").to_string())
+                (fd, name)
             })
             .collect())
+    }
+
+    /// The names of `n` passed fds from a `LISTEN_FDNAMES` value: split on ':', invalid
+    /// UTF-8 replaced, extra names dropped, missing ones empty.
+    pub fn fd_names(names: &[u8], n: usize) -> Vec<String> {
+        let names = String::from_utf8_lossy(names);
+        let mut split = names.split(':');
+        (0..n)
+            .map(|_| split.next().unwrap_or("").to_string())
+            .collect()
     }
 
     /// `HOST:PORT` of a bound socket.
@@ -546,4 +579,22 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::{bind_tcp, bind_unix, inherited_listeners, local_addr_string};
+pub use rust::{bind_tcp, bind_unix, fd_names, inherited_listeners, local_addr_string};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzz/fuzz_targets/listen_addr.rs: `[::\0]:0` parsed as `[::]:0` (inet_pton
+    /// stopped at the NUL).
+    #[test]
+    fn a_nul_in_the_host_is_refused() {
+        assert!(parse_tcp(b"127.0.0.1:80").is_ok());
+        assert!(parse_tcp(b"[::]:0").is_ok());
+        assert_eq!(parse_tcp(b"[::\0]:0").err(), Some(Errno(libc::EINVAL)));
+        assert_eq!(
+            parse_tcp(b"127.0.0.1\0junk:80").err(),
+            Some(Errno(libc::EINVAL))
+        );
+    }
+}

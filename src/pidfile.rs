@@ -649,6 +649,13 @@ mod rust {
 
     const POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
+    /// Whether less than `wait` has passed since `start`. (Not `Instant::now() + wait`: that
+    /// panics for a `wait` beyond what an `Instant` holds, as `daemonkit stop --timeout 1e19`
+    /// gave; such a wait simply never ends.)
+    fn within(start: std::time::Instant, wait: std::time::Duration) -> bool {
+        start.elapsed() < wait
+    }
+
     impl Pidfile {
         /// [`Pidfile::kill`], retrying for up to `wait` while the holder has locked the file
         /// but not written its pid yet.
@@ -658,12 +665,11 @@ mod rust {
             wait: std::time::Duration,
         ) -> Result<i32, Error> {
             let path = path.as_ref();
-            let deadline = std::time::Instant::now() + wait;
+            let start = std::time::Instant::now();
             loop {
                 match Pidfile::kill(path, sig) {
                     Err(Error::Io { source, .. })
-                        if source.raw_os_error() == Some(libc::EAGAIN)
-                            && std::time::Instant::now() < deadline =>
+                        if source.raw_os_error() == Some(libc::EAGAIN) && within(start, wait) =>
                     {
                         std::thread::sleep(POLL)
                     }
@@ -677,12 +683,12 @@ mod rust {
             path: impl AsRef<Path>,
             timeout: std::time::Duration,
         ) -> Result<bool, Error> {
-            let deadline = std::time::Instant::now() + timeout;
+            let start = std::time::Instant::now();
             loop {
                 if !matches!(Pidfile::check(path.as_ref())?, State::Running(_)) {
                     return Ok(true);
                 }
-                if std::time::Instant::now() >= deadline {
+                if !within(start, timeout) {
                     return Ok(false);
                 }
                 std::thread::sleep(POLL);
@@ -770,3 +776,21 @@ mod rust {
 }
 #[cfg(feature = "std")]
 pub use rust::{default_path, Pidfile, Stopped};
+
+#[cfg(all(test, feature = "std"))]
+mod tests {
+    use super::Pidfile;
+    use std::time::Duration;
+
+    /// Found by fuzz/fuzz_targets/cli_args.rs: `daemonkit stop --timeout=010350159644575050410`
+    /// panicked with "overflow when adding duration to instant".
+    #[test]
+    fn a_wait_beyond_instant_does_not_panic() {
+        let none = "/nonexistent-daemonkit-test/app.pid";
+        assert!(matches!(
+            Pidfile::wait_released(none, Duration::MAX),
+            Ok(true)
+        ));
+        assert!(Pidfile::signal_holder(none, 0, Duration::MAX).is_err());
+    }
+}

@@ -78,3 +78,12 @@ else
     fi
     echo "installed: zig $have_zig (pip ziglang==${ZIG_VERSION})"
 fi
+
+# cargo-fuzz for tests/fuzz.sh (libFuzzer targets in fuzz/; built with the stable toolchain
+# and RUSTC_BOOTSTRAP=1).
+if have_fuzz="$(cargo fuzz --version 2>/dev/null)"; then
+    echo "found: $have_fuzz"
+else
+    cargo install cargo-fuzz --locked --quiet
+    echo "installed: $(cargo fuzz --version)"
+fi

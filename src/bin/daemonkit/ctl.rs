@@ -2,48 +2,20 @@
 //! bare `kill(pid, 0)`: a stale file's pid may belong to somebody else by now), and signals
 //! go through `Pidfile::kill`, which only signals a process that provably holds the lock.
 
-use crate::{absolute, seconds, Args, EXIT_USAGE, NAME};
+use crate::args::parse_ctl;
+use crate::{EXIT_USAGE, NAME};
 use daemonkit::{Error, PidState, Pidfile, Stopped};
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
-
-/// How long `stop` waits after TERM before it sends KILL (the default graceful timeout is
-/// 30 s).
-pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(35);
 
 /// LSB: "program is not running" for an action.
 const EXIT_NOT_RUNNING: u8 = 7;
 
-fn parse(
-    cmd: &str,
-    args: Vec<OsString>,
-    with_timeout: bool,
-) -> Result<(PathBuf, Duration), String> {
-    let mut pid = None;
-    let mut timeout = DEFAULT_STOP_TIMEOUT;
-    let mut a = Args::new(args);
-    loop {
-        let (opt, inline) = match a.next_opt() {
-            Ok(Some(o)) => o,
-            Ok(None) => break,
-            Err(Some(x)) => return Err(format!("{cmd}: unexpected argument {x:?}")),
-            Err(None) => return Err(format!("{cmd}: unexpected '--'")),
-        };
-        match opt.as_str() {
-            "--pid" | "--pidfile" => pid = Some(absolute(&opt, &a.value(&opt, inline)?)?),
-            "--timeout" if with_timeout => timeout = seconds(&opt, &a.value(&opt, inline)?)?,
-            _ => return Err(format!("{cmd}: unknown option '{opt}'")),
-        }
-    }
-    let pid = pid.ok_or_else(|| format!("{cmd}: --pid FILE is required"))?;
-    Ok((pid, timeout))
-}
-
 /// `status --pid FILE`, with the LSB exit codes: 0 running, 1 dead with a stale pid file,
 /// 3 not running, 4 unknown (the file cannot be read).
 pub fn status(args: Vec<OsString>) -> u8 {
-    let path = match parse("status", args, false) {
+    let path = match parse_ctl("status", args, false) {
         Ok((p, _)) => p,
         Err(e) => {
             eprintln!("{NAME}: {e}");
@@ -77,7 +49,7 @@ fn not_running(path: &Path) {
 
 /// `stop --pid FILE [--timeout SECS]`.
 pub fn stop(args: Vec<OsString>) -> u8 {
-    match parse("stop", args, true) {
+    match parse_ctl("stop", args, true) {
         Ok((path, timeout)) => stop_path(&path, timeout),
         Err(e) => {
             eprintln!("{NAME}: {e}");
@@ -115,7 +87,7 @@ pub fn stop_path(path: &Path, timeout: Duration) -> u8 {
 
 /// `reload --pid FILE`: HUP (a rolling restart of the program).
 pub fn reload(args: Vec<OsString>) -> u8 {
-    let path = match parse("reload", args, false) {
+    let path = match parse_ctl("reload", args, false) {
         Ok((p, _)) => p,
         Err(e) => {
             eprintln!("{NAME}: {e}");

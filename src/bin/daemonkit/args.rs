@@ -1,0 +1,299 @@
+//! The command's argument parsing: the `run` options ([`parse_run`]), those of `stop`,
+//! `status` and `reload` ([`parse_ctl`]) and the `--help` scan ([`wants_help`]). Pure: it
+//! depends on std only (no daemonkit, no I/O but the current directory for relative paths),
+//! so the fuzz target `cli_args` includes this file as it is.
+
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long `stop` waits after TERM before it sends KILL (the default graceful timeout is
+/// 30 s).
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(35);
+
+/// How PROGRAM reports readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ready {
+    Fd,
+    Notify,
+    Delay(u64),
+}
+
+/// One `--listen`.
+#[derive(Clone, Debug)]
+pub struct Listen {
+    pub name: String,
+    pub addr: String,
+}
+
+/// The `run` options.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub daemonize: bool,
+    pub pid: Option<PathBuf>,
+    pub listen: Vec<Listen>,
+    pub workers: u32,
+    pub ready: Ready,
+    pub ready_timeout: Duration,
+    pub graceful: Duration,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub chdir: Option<PathBuf>,
+    pub umask: Option<u32>,
+    pub log: Option<PathBuf>,
+    pub nofile: Option<u64>,
+    pub no_core: bool,
+    pub env: Vec<(String, String)>,
+    pub launch_timeout: Option<Duration>,
+    /// `restart`'s stop timeout.
+    pub stop_timeout: Duration,
+    pub program: Vec<OsString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            daemonize: false,
+            pid: None,
+            listen: Vec::new(),
+            workers: 1,
+            ready: Ready::Delay(1000),
+            ready_timeout: Duration::from_secs(60),
+            graceful: Duration::from_secs(30),
+            user: None,
+            group: None,
+            chdir: None,
+            umask: None,
+            log: None,
+            nofile: None,
+            no_core: false,
+            env: Vec::new(),
+            launch_timeout: None,
+            stop_timeout: DEFAULT_STOP_TIMEOUT,
+            program: Vec::new(),
+        }
+    }
+}
+
+/// A small `--name VALUE` / `--name=VALUE` scanner; stops at `--` or the first operand.
+pub struct Args {
+    rest: std::vec::IntoIter<OsString>,
+}
+
+impl Args {
+    pub fn new(v: Vec<OsString>) -> Args {
+        Args {
+            rest: v.into_iter(),
+        }
+    }
+
+    /// The next option as `(name, inline value)`; `Err(operand)` at the first operand or
+    /// after `--` (`None` inside); `Ok(None)` at the end.
+    #[allow(clippy::type_complexity)]
+    pub fn next_opt(&mut self) -> Result<Option<(String, Option<String>)>, Option<OsString>> {
+        let Some(a) = self.rest.next() else {
+            return Ok(None);
+        };
+        if a == "--" {
+            return Err(None);
+        }
+        if !a.as_bytes().starts_with(b"-") || a == "-" {
+            return Err(Some(a));
+        }
+        let s = a.to_string_lossy().into_owned();
+        match s.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => Ok(Some((n.to_string(), Some(v.to_string())))),
+            _ => Ok(Some((s, None))),
+        }
+    }
+
+    /// The value of option `name`: the inline one or the next argument.
+    pub fn value(&mut self, name: &str, inline: Option<String>) -> Result<String, String> {
+        if let Some(v) = inline {
+            return Ok(v);
+        }
+        match self.rest.next() {
+            Some(v) => v
+                .into_string()
+                .map_err(|v| format!("{name}: {v:?} is not valid UTF-8")),
+            None => Err(format!("{name} needs a value")),
+        }
+    }
+
+    /// What is left (the program and its arguments).
+    pub fn rest(self) -> Vec<OsString> {
+        self.rest.collect()
+    }
+}
+
+/// Parses a number option.
+pub fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("{name}: '{v}' is not a valid number"))
+}
+
+/// Parses a duration given in (possibly fractional) seconds.
+pub fn seconds(name: &str, v: &str) -> Result<Duration, String> {
+    let s: f64 = number(name, v)?;
+    Duration::try_from_secs_f64(s).map_err(|_| format!("{name}: '{v}' is not a valid duration"))
+}
+
+/// Makes a path absolute against the current directory (the daemon's becomes `/`).
+pub fn absolute(name: &str, v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err(format!("{name} needs a non-empty path"));
+    }
+    std::path::absolute(v).map_err(|e| format!("{name} {v}: {e}"))
+}
+
+/// Parses the `run` options (`extra` handles command-specific ones; it returns false for an
+/// unknown option).
+pub fn parse_run(
+    args: Vec<OsString>,
+    mut extra: impl FnMut(&mut Config, &str, &mut Args, Option<String>) -> Result<bool, String>,
+) -> Result<Config, String> {
+    let mut c = Config::default();
+    let mut a = Args::new(args);
+    let first = loop {
+        let (opt, inline) = match a.next_opt() {
+            Ok(Some(o)) => o,
+            Ok(None) => break None,
+            Err(operand) => break operand,
+        };
+        if extra(&mut c, &opt, &mut a, inline.clone())? {
+            continue;
+        }
+        match opt.as_str() {
+            "-D" | "--daemonize" => c.daemonize = true,
+            "--pid" | "--pidfile" => c.pid = Some(absolute(&opt, &a.value(&opt, inline)?)?),
+            "--listen" | "-l" => {
+                let v = a.value(&opt, inline)?;
+                let (name, addr) = match v.split_once('=') {
+                    Some((n, addr)) => (n.to_string(), addr.to_string()),
+                    None => ("unknown".to_string(), v),
+                };
+                if name.is_empty() || name.contains(':') || name.len() > 255 {
+                    return Err(format!("{opt}: bad name '{name}' (1..255 chars, no ':')"));
+                }
+                c.listen.push(Listen { name, addr });
+            }
+            "-w" | "--workers" => {
+                let n: u32 = number(&opt, &a.value(&opt, inline)?)?;
+                if !(1..=256).contains(&n) {
+                    return Err(format!("{opt}: 1 to 256 workers"));
+                }
+                c.workers = n;
+            }
+            "--ready" => {
+                let v = a.value(&opt, inline)?;
+                c.ready = match v.as_str() {
+                    "fd" => Ready::Fd,
+                    "notify" => Ready::Notify,
+                    d => match d.strip_prefix("delay=") {
+                        Some(ms) => Ready::Delay(number(&opt, ms)?),
+                        None => return Err(format!("{opt}: '{v}' is not fd or delay=MS")),
+                    },
+                };
+            }
+            "--ready-timeout" => c.ready_timeout = seconds(&opt, &a.value(&opt, inline)?)?,
+            "--graceful-timeout" => c.graceful = seconds(&opt, &a.value(&opt, inline)?)?,
+            "--user" | "-u" => c.user = Some(a.value(&opt, inline)?),
+            "--group" | "-g" => c.group = Some(a.value(&opt, inline)?),
+            "--chdir" => c.chdir = Some(absolute(&opt, &a.value(&opt, inline)?)?),
+            "--umask" => {
+                let v = a.value(&opt, inline)?;
+                match u32::from_str_radix(&v, 8) {
+                    Ok(m) if m <= 0o777 => c.umask = Some(m),
+                    _ => return Err(format!("{opt}: '{v}' is not an octal mask")),
+                }
+            }
+            "--log" => c.log = Some(absolute(&opt, &a.value(&opt, inline)?)?),
+            "--nofile" => c.nofile = Some(number(&opt, &a.value(&opt, inline)?)?),
+            "--no-core" => c.no_core = true,
+            "--env" | "-e" => {
+                let v = a.value(&opt, inline)?;
+                match v.split_once('=') {
+                    Some((k, val)) if !k.is_empty() => c.env.push((k.into(), val.into())),
+                    _ => return Err(format!("{opt}: '{v}' is not KEY=VALUE")),
+                }
+            }
+            "--timeout" => c.launch_timeout = Some(seconds(&opt, &a.value(&opt, inline)?)?),
+            _ => return Err(format!("unknown option '{opt}'")),
+        }
+    };
+    c.program = first.into_iter().chain(a.rest()).collect();
+    if c.program.is_empty() {
+        return Err("no PROGRAM given (daemonkit run [options] -- PROGRAM [ARGS...])".into());
+    }
+    if c.group.is_some() && c.user.is_none() {
+        return Err("--group needs --user".into());
+    }
+    Ok(c)
+}
+
+/// Parses the options of `stop`, `status` and `reload` (`--timeout` only when `with_timeout`):
+/// the PID file and the stop timeout. `cmd` names the command in messages.
+pub fn parse_ctl(
+    cmd: &str,
+    args: Vec<OsString>,
+    with_timeout: bool,
+) -> Result<(PathBuf, Duration), String> {
+    let mut pid = None;
+    let mut timeout = DEFAULT_STOP_TIMEOUT;
+    let mut a = Args::new(args);
+    loop {
+        let (opt, inline) = match a.next_opt() {
+            Ok(Some(o)) => o,
+            Ok(None) => break,
+            Err(Some(x)) => return Err(format!("{cmd}: unexpected argument {x:?}")),
+            Err(None) => return Err(format!("{cmd}: unexpected '--'")),
+        };
+        match opt.as_str() {
+            "--pid" | "--pidfile" => pid = Some(absolute(&opt, &a.value(&opt, inline)?)?),
+            "--timeout" if with_timeout => timeout = seconds(&opt, &a.value(&opt, inline)?)?,
+            _ => return Err(format!("{cmd}: unknown option '{opt}'")),
+        }
+    }
+    let pid = pid.ok_or_else(|| format!("{cmd}: --pid FILE is required"))?;
+    Ok((pid, timeout))
+}
+
+/// Whether `--help`/`-h` is among the options (before `--` and PROGRAM; option values are
+/// skipped by a trial parse).
+pub fn wants_help(args: &[OsString]) -> bool {
+    let mut a = Args::new(args.to_vec());
+    while let Ok(Some((opt, inline))) = a.next_opt() {
+        if opt == "--help" || opt == "-h" {
+            return true;
+        }
+        if inline.is_none() && TAKES_VALUE.contains(&opt.as_str()) {
+            let _ = a.value(&opt, None);
+        }
+    }
+    false
+}
+
+/// Options that take a value (for [`wants_help`]).
+const TAKES_VALUE: &[&str] = &[
+    "--pid",
+    "--pidfile",
+    "--listen",
+    "-l",
+    "-w",
+    "--workers",
+    "--ready",
+    "--ready-timeout",
+    "--graceful-timeout",
+    "--user",
+    "-u",
+    "--group",
+    "-g",
+    "--chdir",
+    "--umask",
+    "--log",
+    "--nofile",
+    "--env",
+    "-e",
+    "--timeout",
+];
