@@ -187,7 +187,7 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
         match bind() {
             Ok(_) => {}
             Err(Errno(libc::EADDRINUSE)) if p[0] == b'/' => {
-                if !stale_unix_socket(path, &sa, len) {
+                if !stale_unix_socket(path, &sa, len)? {
                     return Err(Errno(libc::EADDRINUSE));
                 }
                 // SAFETY: path is a valid C string naming a dead socket file.
@@ -210,26 +210,27 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
     r
 }
 
-/// True when `path` is a socket file nobody accepts on.
-fn stale_unix_socket(path: &CStr, sa: &libc::sockaddr_un, len: libc::socklen_t) -> bool {
+/// True when `path` is a socket file nobody accepts on. The probe socket's own error
+/// (`EMFILE` with a full fd table) is returned: it says nothing about the path.
+fn stale_unix_socket(path: &CStr, sa: &libc::sockaddr_un, len: libc::socklen_t) -> Res<bool> {
     // SAFETY: st is a valid out-pointer; path a valid C string.
     let is_sock = unsafe {
         let mut st: libc::stat = core::mem::zeroed();
         libc::lstat(path.as_ptr(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
     };
     if !is_sock {
-        return false;
+        return Ok(false);
     }
     // SAFETY: plain socket creation and connect with a valid address.
     unsafe {
         let probe = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
         if probe < 0 {
-            return false;
+            return Err(Errno::last());
         }
         let r = libc::connect(probe, (sa as *const libc::sockaddr_un).cast(), len);
         let e = sys::get_errno();
         sys::close(probe);
-        r != 0 && e == libc::ECONNREFUSED
+        Ok(r != 0 && e == libc::ECONNREFUSED)
     }
 }
 
