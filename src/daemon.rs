@@ -194,6 +194,7 @@ pub fn daemonize(o: &Options) -> Res<Role> {
         unsafe { libc::_exit(0) };
     }
     // The daemon.
+    fds::reset_log_lock_in_child();
     set_channel(Role::Daemon, w);
     common_steps(o, o.flags & KEEP_STDIO == 0)?;
     Ok(Role::Daemon)

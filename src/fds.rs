@@ -112,6 +112,13 @@ fn with_log<R>(f: impl FnOnce(&mut LogState) -> R) -> R {
     r
 }
 
+/// In a freshly forked child: releases the log lock, which a thread of the parent may have
+/// held at the fork (that thread does not exist in the child, so `dk_log_reopen` there would
+/// spin forever). Async-signal-safe (one atomic store).
+pub fn reset_log_lock_in_child() {
+    LOG_LOCK.store(false, Ordering::Release);
+}
+
 fn open_log(path: &CStr) -> Res<c_int> {
     sys::retry(|| {
         // SAFETY: path is a valid C string.

@@ -735,6 +735,7 @@ impl Supervisor {
             }
         }
         signals::reset_child();
+        fds::reset_log_lock_in_child();
         if self.sigpipe_ignored {
             let _ = signals::ignore_sigpipe();
         }
