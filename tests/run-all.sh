@@ -55,7 +55,9 @@ step "clippy (std)" cargo clippy --all-targets -- -D warnings
 step "clippy (the daemonkit command)" cargo clippy --all-targets --features cli -- -D warnings
 step "clippy (no_std core)" cargo clippy --no-default-features --lib -- -D warnings
 step "no_std build" cargo build --quiet --no-default-features --lib
-step "cargo test (unit, header, supervisor, processes, quick starts)" \
+# tests/faults.rs (fault injection: fork refused, full disks, no /dev/null, readiness timeout,
+# upgrade steps killed, TERM ignored) runs here with the other integration tests.
+step "cargo test (unit, header, supervisor, processes, fault injection, quick starts)" \
     cargo test -- --skip c_example --skip rust_example --skip perl_example --skip zig_example --skip suite_catches
 # The conformance suite prints one line per contract row per server: run it uncaptured, one
 # server at a time.
@@ -67,6 +69,8 @@ step "Perl binding (prove)" env DAEMONKIT_LIB="$PWD/target/lib/libdaemonkit.so" 
 step "Zig binding (zig build test)" bash -c 'cd bindings/zig && python3 -m ziglang build test --summary all'
 step "Zig binding, shared library" bash -c 'cd bindings/zig && python3 -m ziglang build test -Dshared=true --summary all'
 step "Zig example (zig build test)" bash -c 'cd examples/zig && python3 -m ziglang build test --summary all'
+# The short fuzz run: every cargo-fuzz target 20 s (tests/fuzz.sh 240 is the long one).
+step "fuzzing (short: 6 targets x 20 s)" bash tests/fuzz.sh 20
 step "demo (the main job)" make -s demo
 
 echo
