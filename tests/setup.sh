@@ -16,7 +16,8 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Debian packages we need. `starman` pulls in libplack-perl; HTTP::Parser::XS
-# (libhttp-parser-xs-perl) is the fast request parser the Perl example may use.
+# (libhttp-parser-xs-perl) is the fast request parser the Perl example may use; g++ builds
+# libFuzzer (C++) for tests/fuzz.sh.
 APT_PKGS=(
     libffi-platypus-perl
     libio-async-perl
@@ -28,6 +29,7 @@ APT_PKGS=(
     libbsd-dev
     starman
     curl
+    g++
 )
 
 is_installed() {
