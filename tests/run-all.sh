@@ -30,7 +30,9 @@ libsize() {
     echo "dynamic dependencies: $(ldd "$so" | awk '{print $1}' | tr '\n' ' ')"
     local bad; bad=$(ldd "$so" | grep -v -E 'linux-vdso|libc\.so|ld-linux' || true)
     local und; und=$(nm -D --undefined-only "$so" | awk '$1 == "U"' | grep -v '@GLIBC' || true)
+    local size; size=$(stat -c %s "$tmp")
     rm -f "$tmp"
+    [ "$size" -le 65536 ] || { echo "stripped size $size bytes is over 64 KiB"; return 1; }
     [ -z "$bad" ] && [ -z "$und" ] || { echo "unexpected: $bad $und"; return 1; }
 }
 
