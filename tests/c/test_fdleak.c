@@ -1539,15 +1539,18 @@ static void test_upgrade(void)
         dk_test_read_file(path, buf, sizeof buf);
         CHECK_STREQ(buf, me);
     }
-    /* fork failure (nobody, RLIMIT_NPROC 0): -EAGAIN, no fd */
+    /* fork failure (nobody, RLIMIT_NPROC 0): -EAGAIN, no fd. The program is one nobody may
+     * run wherever the checkout is (this test's own binary may sit in a 0700 directory):
+     * the fork fails before it would start anyway. */
     pid = dk_test_fork();
     if (pid == 0) {
         static struct fdset cb;
         struct rlimit rl = {0, 0};
+        const char *argv_true[] = {"/bin/true", NULL};
         CHECK_EQ(dk_privileges_drop("nobody", "nogroup", 0), 0);
         setrlimit(RLIMIT_NPROC, &rl);
         fds_take(&cb);
-        CHECK_ERR(dk_upgrade(argv_fail, fds, 1, NULL, NULL, 1000, msg, sizeof msg), EAGAIN);
+        CHECK_ERR(dk_upgrade(argv_true, fds, 1, NULL, NULL, 1000, msg, sizeof msg), EAGAIN);
         CHECK_FDS(&cb, "dk_upgrade (fork fails)");
         dk_test_child_exit(0);
     }
