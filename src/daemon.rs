@@ -373,7 +373,7 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
     let mut status = 0;
     // Reaping our own intermediate child (it exits right after the second fork); EINTR
     // retried, or a handler without SA_RESTART leaves it to our parent as a zombie.
-    sys::waitpid(intermediate, &mut status, 0);
+    let _ = sys::waitpid(intermediate, &mut status, 0);
     let code = match verdict {
         Verdict::Ready => 0,
         Verdict::Failed { code, len } => {

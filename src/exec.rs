@@ -416,7 +416,7 @@ pub fn wait_ready(
     let _ = crate::signals::send(pid, libc::SIGKILL);
     let mut st = 0;
     // Reaping our own child (EINTR retried: no zombie left behind).
-    sys::waitpid(pid, &mut st, 0);
+    let _ = sys::waitpid(pid, &mut st, 0);
     Err(f)
 }
 

@@ -91,10 +91,7 @@ pub fn open(sigs: &[c_int]) -> Res<c_int> {
     if PIPE_R.load(Ordering::SeqCst) >= 0 && PIPE_PID.load(Ordering::SeqCst) != sys::getpid() {
         // Inherited across fork: the parent's pipe and its pending signals are not ours.
         close_pipe();
-        PENDING.store(0, Ordering::SeqCst);
-        for c in &COUNTS {
-            c.store(0, Ordering::SeqCst);
-        }
+        forget_pending();
     }
     let created = PIPE_R.load(Ordering::SeqCst) < 0;
     if created {
@@ -146,6 +143,14 @@ fn uninstall(bits: u64) {
         }
     }
     REGISTERED.fetch_and(!bits, Ordering::SeqCst);
+}
+
+/// Forgets every pending signal and delivery count. Async-signal-safe (atomics only).
+fn forget_pending() {
+    PENDING.store(0, Ordering::SeqCst);
+    for c in &COUNTS {
+        c.store(0, Ordering::SeqCst);
+    }
 }
 
 /// Closes the pipe and forgets its fds. Async-signal-safe (atomics and close only).
@@ -280,10 +285,7 @@ pub fn close() {
     let _g = lock();
     uninstall(REGISTERED.load(Ordering::SeqCst));
     close_pipe();
-    PENDING.store(0, Ordering::SeqCst);
-    for c in &COUNTS {
-        c.store(0, Ordering::SeqCst);
-    }
+    forget_pending();
 }
 
 /// For a freshly forked child: every disposition back to `SIG_DFL`, the signal mask emptied,
@@ -309,10 +311,7 @@ pub fn reset_child() {
         libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
     }
     REGISTERED.store(0, Ordering::SeqCst);
-    PENDING.store(0, Ordering::SeqCst);
-    for c in &COUNTS {
-        c.store(0, Ordering::SeqCst);
-    }
+    forget_pending();
     close_pipe();
     // A child forked while another thread held LOCK must not inherit it held.
     LOCK.store(false, Ordering::SeqCst);

@@ -252,7 +252,7 @@ impl Supervisor {
             sys::close(fd);
             let _ = signals::send(pid, libc::SIGKILL);
             // Reaping our own child (EINTR retried: no zombie left behind).
-            sys::waitpid(pid, &mut 0, 0);
+            let _ = sys::waitpid(pid, &mut 0, 0);
         }
         if self.upgraded {
             return Ok(Outcome::Upgraded);

@@ -393,18 +393,12 @@ fn close_range(lo: u32, hi: u32) {
     }
 }
 
-/// `waitpid(pid, status, flags)`, retrying while a signal handler installed without
-/// `SA_RESTART` interrupts it (`EINTR`), so a child that was killed is always reaped.
-/// Returns waitpid's result. Async-signal-safe (waitpid only).
-pub fn waitpid(pid: i32, status: &mut c_int, flags: c_int) -> i32 {
-    loop {
-        // SAFETY: status is a valid out-pointer; pid and flags are plain integers.
-        let r = unsafe { libc::waitpid(pid, status, flags) };
-        if r < 0 && get_errno() == libc::EINTR {
-            continue;
-        }
-        return r;
-    }
+/// `waitpid(pid, status, flags)` through [`retry`]: a signal handler installed without
+/// `SA_RESTART` (`EINTR`) does not stop a killed child from being reaped.
+/// Async-signal-safe (waitpid only).
+pub fn waitpid(pid: i32, status: &mut c_int, flags: c_int) -> Res<c_int> {
+    // SAFETY: status is a valid out-pointer; pid and flags are plain integers.
+    retry(|| unsafe { libc::waitpid(pid, &mut *status, flags) })
 }
 
 /// The process's pid. Async-signal-safe.
