@@ -341,6 +341,30 @@ static inline int dk_test_write_file(const char *path, const char *data)
     return 0;
 }
 
+/* Appends one formatted line (a newline added, truncated at 1 KiB) to path with a single
+ * write, opening it each time: usable by a daemon that closed everything. */
+static inline void dk_test_append_line(const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static inline void dk_test_append_line(const char *path, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    int n, fd;
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof line - 2)
+        n = (int)sizeof line - 2;
+    line[n++] = '\n';
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return;
+    dk_test_write_all(fd, line, (size_t)n);
+    close(fd);
+}
+
 /* Reads a whole (small) file into buf, NUL-terminated. Returns its length or -1. */
 static inline ssize_t dk_test_read_file(const char *path, char *buf, size_t len)
 {

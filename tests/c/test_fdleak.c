@@ -323,27 +323,6 @@ static void tpath(char *buf, size_t len, const char *name)
     snprintf(buf, len, "%s/%s", tmp, name);
 }
 
-/* Appends "key=value" to a result file (one write). */
-static void result_line(const char *path, const char *fmt, ...)
-{
-    char line[512];
-    va_list ap;
-    int n, fd;
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof line - 2)
-        n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return;
-    dk_test_write_all(fd, line, (size_t)n);
-    close(fd);
-}
-
 /* Waits until path exists (up to ms). */
 static int wait_file(const char *path, long ms)
 {
@@ -375,7 +354,7 @@ static int helper_main(int argc, char **argv)
         r = dk_daemonize(DK_DAEMON_NO_CLOSE_FDS | DK_DAEMON_NO_CHDIR | DK_DAEMON_KEEP_STDIO,
                          NULL, 0, NULL, -1, 0);
         snprintf(path, sizeof path, "%s.role", out);
-        result_line(path, "%d %d", r, (int)getpid());
+        dk_test_append_line(path, "%d %d", r, (int)getpid());
         dk_ready();
         dk_test_sleep_ms(strcmp(mode, "sv-upgrade") == 0 ? 300 : 5000);
         return 0;
@@ -1195,7 +1174,7 @@ static void daemon_side(const char *result, int report, int listener, dk_pidfile
     int i, nnew = 0, pfd = dk_pidfile_fd(pf);
 
     dk_test_report_fd(report);
-    result_line(result, "pid %d", (int)getpid());
+    dk_test_append_line(result, "pid %d", (int)getpid());
     /* 0..2 on /dev/null, the kept fds, the PID file, and the readiness pipe (library's) */
     want.n = 0;
     fds_put(&want, 0, devnull);
@@ -1221,7 +1200,7 @@ static void daemon_side(const char *result, int report, int listener, dk_pidfile
     CHECK_EQ(dk_pidfile_remove(pf), 0);
     fds_del(&want, pfd);
     CHECK_FDS(&want, "dk_pidfile_remove (in the daemon)");
-    result_line(result, "done");
+    dk_test_append_line(result, "done");
     _exit(0);
 }
 

@@ -23,25 +23,7 @@ static char pidfile[256], result[256], errfile[256];
 /* ---- daemon side ---------------------------------------------------------------------- */
 
 /* Appends one line to the result file (opened each time: the daemon closed everything). */
-static void rec(const char *fmt, ...)
-{
-    char line[1024];
-    va_list ap;
-    int n, fd;
-    va_start(ap, fmt);
-    n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if ((size_t)n > sizeof line - 2)
-        n = (int)sizeof line - 2;
-    line[n++] = '\n';
-    fd = open(result, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return;
-    dk_test_write_all(fd, line, (size_t)n);
-    close(fd);
-}
+#define rec(...) dk_test_append_line(result, __VA_ARGS__)
 
 /* Lists the open fds except 0-2, `skip` and the directory's own fd, as
  * "N=link,cloexec;..." into buf. */
