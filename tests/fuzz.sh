@@ -66,7 +66,7 @@ build() { (cd fuzz && "$@" fuzz build -O --target "$host" >"$log_dir/build.log" 
 toolchain=""
 if RUSTC_BOOTSTRAP=1 build cargo; then
     toolchain="stable with RUSTC_BOOTSTRAP=1"
-elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+elif [[ $'\n'$(rustup toolchain list 2>/dev/null) == *$'\n'nightly* ]]; then
     echo "fuzz: stable with RUSTC_BOOTSTRAP=1 failed to build; trying +nightly:"
     tail -n 20 "$log_dir/build.log"
     if build cargo +nightly; then toolchain="nightly"; fi

@@ -37,16 +37,27 @@ libsize() {
 }
 
 install_check() {
-    # make install into a DESTDIR, then build the C quick start with pkg-config against it.
-    local t; t=$(mktemp -d)
-    make -s install DESTDIR="$t" PREFIX=/usr/local >/dev/null &&
-    PKG_CONFIG_PATH="$t/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$t" \
-        cc -std=c99 -Wall -Werror examples/c/quickstart.c \
-        $(PKG_CONFIG_PATH="$t/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$t" pkg-config --cflags --libs daemonkit) \
-        -o "$t/quickstart" &&
-    LD_LIBRARY_PATH="$t/usr/local/lib" ldd "$t/quickstart" | grep -q "libdaemonkit.so.0 => $t" &&
-    ls -l "$t/usr/local/lib" "$t/usr/local/include" "$t/usr/local/lib/pkgconfig"
-    local rc=$?; rm -rf "$t"; return $rc
+    # make install into a DESTDIR, then build the C quick start with pkg-config against it and
+    # check that it loads the installed library. (No `ldd | grep -q` here: under pipefail, grep
+    # quitting at the first match can kill ldd with SIGPIPE and fail the step at random.)
+    local t rc=1 flags deps; t=$(mktemp -d)
+    local pc=(env PKG_CONFIG_PATH="$t/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$t" pkg-config)
+    if ! make -s install DESTDIR="$t" PREFIX=/usr/local >/dev/null; then
+        echo "make install DESTDIR=$t failed"
+    elif ! flags=$("${pc[@]}" --cflags --libs daemonkit); then
+        echo "pkg-config cannot find daemonkit in $t/usr/local/lib/pkgconfig"
+    elif ! cc -std=c99 -Wall -Werror examples/c/quickstart.c $flags -o "$t/quickstart"; then
+        echo "the quick start does not build with pkg-config's flags: $flags"
+    elif ! deps=$(LD_LIBRARY_PATH="$t/usr/local/lib" ldd "$t/quickstart"); then
+        echo "ldd $t/quickstart failed"
+    elif [[ $deps != *"libdaemonkit.so.0 => $t/usr/local/lib/"* ]]; then
+        echo "the quick start does not load the installed library:"; echo "$deps"
+    else
+        echo "pkg-config: $flags"; echo "$deps"
+        ls -l "$t/usr/local/lib" "$t/usr/local/include" "$t/usr/local/lib/pkgconfig"
+        rc=0
+    fi
+    rm -rf "$t"; return $rc
 }
 
 step "shipped libraries" make -s lib
