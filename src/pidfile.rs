@@ -443,12 +443,42 @@ fn pidfd_open(pid: i32) -> Res<c_int> {
     }
 }
 
+/// Sends `sig` through a pidfd. Async-signal-safe (one syscall).
+fn pidfd_signal(pfd: c_int, sig: c_int) -> Res<()> {
+    // SAFETY: pidfd_send_signal with a pidfd we own, a null siginfo and no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pfd,
+            sig,
+            core::ptr::null::<u8>(),
+            0,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// Sends `sig` to the process holding the PID file at `path` and returns its pid — only while
 /// it provably holds the lock. `ESRCH` when nobody holds it (a stale file's pid is never
 /// signalled), `ENOENT` when there is no file, `EAGAIN` when the holder has not written its
 /// pid yet. The target is pinned with a pidfd, then the lock and the content are checked
 /// again, so a pid recycled in between is not signalled.
 pub fn kill(path: &CStr, sig: c_int) -> Res<i32> {
+    let (pid, pfd) = kill_pinned(path, sig)?;
+    if pfd >= 0 {
+        sys::close(pfd);
+    }
+    Ok(pid)
+}
+
+/// [`kill`], handing back the pidfd that pinned the signalled process (the caller closes it),
+/// so that the caller can wait for that very process to exit; -1 when the kernel has no
+/// pidfds (the signal then went by pid, after the same lock re-check).
+pub(crate) fn kill_pinned(path: &CStr, sig: c_int) -> Res<(i32, c_int)> {
     if !(0..=64).contains(&sig) {
         return Err(Errno(libc::EINVAL));
     }
@@ -469,33 +499,24 @@ pub fn kill(path: &CStr, sig: c_int) -> Res<i32> {
             Ok(pfd) => {
                 // Re-check with the process pinned: still locked, still the same pid.
                 let same = lock_is_held(fd) && read_pid(fd) == Some(pid);
-                let res = if !same {
-                    Err(Errno(libc::ESRCH))
+                let res = if same {
+                    pidfd_signal(pfd, sig)
                 } else {
-                    // SAFETY: pidfd_send_signal with our pidfd, a null siginfo and no flags.
-                    let r = unsafe {
-                        libc::syscall(
-                            libc::SYS_pidfd_send_signal,
-                            pfd,
-                            sig,
-                            core::ptr::null::<u8>(),
-                            0,
-                        )
-                    };
-                    if r < 0 {
-                        Err(Errno::last())
-                    } else {
-                        Ok(pid)
-                    }
+                    Err(Errno(libc::ESRCH))
                 };
-                sys::close(pfd);
-                res
+                match res {
+                    Ok(()) => Ok((pid, pfd)),
+                    Err(e) => {
+                        sys::close(pfd);
+                        Err(e)
+                    }
+                }
             }
             Err(Errno(libc::ENOSYS)) => {
                 // No pidfd on this kernel: the lock re-check narrows the window as far as
                 // the kernel allows.
                 if lock_is_held(fd) && read_pid(fd) == Some(pid) {
-                    crate::signals::send(pid, sig).map(|_| pid)
+                    crate::signals::send(pid, sig).map(|_| (pid, -1))
                 } else {
                     Err(Errno(libc::ESRCH))
                 }
@@ -512,6 +533,7 @@ mod rust {
     use super::*;
     use crate::error::Error;
     use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
     use std::path::{Path, PathBuf};
 
@@ -622,13 +644,19 @@ mod rust {
         }
         /// Signals the holder of `path` while it provably holds the lock; returns its pid.
         pub fn kill(path: impl AsRef<Path>, sig: c_int) -> Result<i32, Error> {
-            let path = path.as_ref();
-            match kill(&c_path(path)?, sig) {
-                Ok(pid) => Ok(pid),
-                Err(Errno(libc::ESRCH)) => Err(Error::NotRunning {
-                    path: path.to_path_buf(),
-                }),
-                Err(Errno(libc::ENOENT)) => Err(Error::NotRunning {
+            let (pid, _pinned) = Pidfile::kill_pinned(path.as_ref(), sig)?;
+            Ok(pid)
+        }
+        /// [`Pidfile::kill`], keeping the pidfd that pinned the signalled process (`None` on
+        /// a kernel without pidfds).
+        fn kill_pinned(path: &Path, sig: c_int) -> Result<(i32, Option<OwnedFd>), Error> {
+            match kill_pinned(&c_path(path)?, sig) {
+                // SAFETY: kill_pinned hands over a pidfd of its own; nothing else closes it.
+                Ok((pid, pfd)) => Ok((
+                    pid,
+                    (pfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pfd) }),
+                )),
+                Err(Errno(libc::ESRCH | libc::ENOENT)) => Err(Error::NotRunning {
                     path: path.to_path_buf(),
                 }),
                 Err(e) => Err(ctx(path, e)),
@@ -641,10 +669,40 @@ mod rust {
     pub enum Stopped {
         /// Nobody held the lock; the stale pid in the file (if any) was not signalled.
         NotRunning { stale: Option<i32> },
-        /// The holder released the lock after TERM.
+        /// After TERM the holder released the lock and exited.
         Terminated(i32),
         /// The holder outlived the timeout and was killed; its file is left stale.
         Killed(i32),
+    }
+
+    impl Stopped {
+        /// One line for a `stop` command, `timeout` being the one given to [`Pidfile::stop`]:
+        /// `stopped (PID: N)`, `not running`, `not running; the pid file P is stale (stale
+        /// PID: N, not signalled)`, or `PID N still running after T s: killed` (adding that
+        /// the file is left stale when the killed daemon could not remove it).
+        pub fn describe(&self, path: &Path, timeout: std::time::Duration) -> String {
+            match *self {
+                Stopped::NotRunning { stale: Some(p) } => format!(
+                    "not running; the pid file {} is stale (stale PID: {p}, not signalled)",
+                    path.display()
+                ),
+                Stopped::NotRunning { stale: None } => "not running".into(),
+                Stopped::Terminated(pid) => format!("stopped (PID: {pid})"),
+                Stopped::Killed(pid) => {
+                    let mut s = format!(
+                        "PID {pid} still running after {:.1}s: killed",
+                        timeout.as_secs_f64()
+                    );
+                    if path.exists() {
+                        s += &format!(
+                            "; the pid file {} is left stale (the next start takes it over)",
+                            path.display()
+                        );
+                    }
+                    s
+                }
+            }
+        }
     }
 
     const POLL: std::time::Duration = std::time::Duration::from_millis(50);
@@ -656,6 +714,21 @@ mod rust {
         start.elapsed() < wait
     }
 
+    /// Whether the process behind `pidfd` has exited (its pidfd polls readable). Waits up to
+    /// `wait` for it. Without a pidfd the answer is yes: only the lock can tell then.
+    fn exited(pidfd: Option<&OwnedFd>, wait: std::time::Duration) -> bool {
+        match pidfd {
+            Some(fd) => matches!(
+                sys::poll_one(fd.as_raw_fd(), libc::POLLIN, wait.as_millis() as i64),
+                Ok(r) if r != 0
+            ),
+            None => {
+                std::thread::sleep(wait);
+                true
+            }
+        }
+    }
+
     impl Pidfile {
         /// [`Pidfile::kill`], retrying for up to `wait` while the holder has locked the file
         /// but not written its pid yet.
@@ -664,10 +737,17 @@ mod rust {
             sig: c_int,
             wait: std::time::Duration,
         ) -> Result<i32, Error> {
-            let path = path.as_ref();
+            Ok(Pidfile::signal_holder_pinned(path.as_ref(), sig, wait)?.0)
+        }
+
+        fn signal_holder_pinned(
+            path: &Path,
+            sig: c_int,
+            wait: std::time::Duration,
+        ) -> Result<(i32, Option<OwnedFd>), Error> {
             let start = std::time::Instant::now();
             loop {
-                match Pidfile::kill(path, sig) {
+                match Pidfile::kill_pinned(path, sig) {
                     Err(Error::Io { source, .. })
                         if source.raw_os_error() == Some(libc::EAGAIN) && within(start, wait) =>
                     {
@@ -683,20 +763,39 @@ mod rust {
             path: impl AsRef<Path>,
             timeout: std::time::Duration,
         ) -> Result<bool, Error> {
+            Pidfile::wait_gone(path.as_ref(), None, timeout)
+        }
+
+        /// Waits up to `timeout` until nobody holds the lock at `path` and the process pinned
+        /// by `pidfd` (if any) has exited; true when both hold.
+        fn wait_gone(
+            path: &Path,
+            pidfd: Option<&OwnedFd>,
+            timeout: std::time::Duration,
+        ) -> Result<bool, Error> {
             let start = std::time::Instant::now();
             loop {
-                if !matches!(Pidfile::check(path.as_ref())?, State::Running(_)) {
+                let released = !matches!(Pidfile::check(path)?, State::Running(_));
+                if released && exited(pidfd, std::time::Duration::ZERO) {
                     return Ok(true);
                 }
                 if !within(start, timeout) {
                     return Ok(false);
                 }
-                std::thread::sleep(POLL);
+                if released {
+                    exited(pidfd, POLL);
+                } else {
+                    std::thread::sleep(POLL);
+                }
             }
         }
 
-        /// Stops the daemon holding `path`: TERM, wait up to `timeout` for the lock to be
-        /// released, then KILL and wait up to 5 s more. Never signals a pid whose lock is free.
+        /// Stops the daemon holding `path`: TERM, wait up to `timeout` until the lock is
+        /// released and the signalled process has exited, then KILL and wait up to 5 s more.
+        /// Never signals a pid whose lock is free: the process is pinned with a pidfd when it
+        /// is signalled while holding the lock, and only that pidfd is used to KILL it later.
+        /// (Waiting for the exit too matters: a daemon releases its lock a moment before it
+        /// exits, and a caller that starts it again right away may still meet its sockets.)
         /// Errors when the signal cannot be sent or the holder survives KILL.
         pub fn stop(
             path: impl AsRef<Path>,
@@ -704,8 +803,8 @@ mod rust {
         ) -> Result<Stopped, Error> {
             let path = path.as_ref();
             let wait = std::time::Duration::from_secs(2);
-            let pid = match Pidfile::signal_holder(path, libc::SIGTERM, wait) {
-                Ok(pid) => pid,
+            let (pid, pidfd) = match Pidfile::signal_holder_pinned(path, libc::SIGTERM, wait) {
+                Ok(p) => p,
                 Err(Error::NotRunning { .. }) => {
                     let stale = match Pidfile::check(path) {
                         Ok(State::Stale(p)) => p,
@@ -715,25 +814,41 @@ mod rust {
                 }
                 Err(e) => return Err(e),
             };
-            if Pidfile::wait_released(path, timeout)? {
+            if Pidfile::wait_gone(path, pidfd.as_ref(), timeout)? {
                 return Ok(Stopped::Terminated(pid));
             }
-            match Pidfile::signal_holder(path, libc::SIGKILL, wait) {
-                Ok(_) => {}
-                Err(Error::NotRunning { .. }) => return Ok(Stopped::Terminated(pid)),
+            // KILL whoever holds the lock now (checked again), and the process TERM went to.
+            let mut killed = match Pidfile::signal_holder(path, libc::SIGKILL, wait) {
+                Ok(_) => true,
+                Err(Error::NotRunning { .. }) => false,
                 Err(e) => return Err(e),
+            };
+            if let Some(fd) = &pidfd {
+                if !exited(Some(fd), std::time::Duration::ZERO) {
+                    killed |= pidfd_signal(fd.as_raw_fd(), libc::SIGKILL).is_ok();
+                }
             }
-            if Pidfile::wait_released(path, std::time::Duration::from_secs(5))? {
-                Ok(Stopped::Killed(pid))
-            } else {
-                Err(Error::Io {
-                    context: format!(
-                        "pid file {}: PID {pid} still holds it after KILL",
-                        path.display()
-                    ),
-                    source: std::io::Error::from_raw_os_error(libc::EBUSY),
-                })
+            if Pidfile::wait_gone(path, pidfd.as_ref(), std::time::Duration::from_secs(5))? {
+                return Ok(if killed {
+                    Stopped::Killed(pid)
+                } else {
+                    Stopped::Terminated(pid)
+                });
             }
+            let context = match Pidfile::check(path)? {
+                State::Running(holder) => format!(
+                    "pid file {}: PID {holder} still holds it after KILL",
+                    path.display()
+                ),
+                _ => format!(
+                    "pid file {}: PID {pid} released it but has not exited 5 s after KILL",
+                    path.display()
+                ),
+            };
+            Err(Error::Io {
+                context,
+                source: std::io::Error::from_raw_os_error(libc::EBUSY),
+            })
         }
     }
 

@@ -327,6 +327,102 @@ fn recycled_pid_is_never_signalled() {
     assert!(still, "the unrelated process {pid} was signalled");
 }
 
+/// A PID file holder that, on TERM, removes its file and releases the lock at once, then
+/// exits `linger` seconds later (as a daemon does between dropping its PID file and its last
+/// cleanup). Returns the child once it holds the lock.
+fn lingering_holder(pf: &Path, linger: &str) -> std::process::Child {
+    let script = r#"
+import fcntl, os, signal, sys, time
+path, linger = sys.argv[1], float(sys.argv[2])
+fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, b"%d\n" % os.getpid())
+def term(*_):
+    os.unlink(path)
+    os.close(fd)
+    time.sleep(linger)
+    os._exit(0)
+signal.signal(signal.SIGTERM, term)
+print("locked", flush=True)
+while True:
+    time.sleep(1)
+"#;
+    let mut child = Command::new(python().unwrap())
+        .args(["-c", script, &pf.display().to_string(), linger])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    let out = child.stdout.take().unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).unwrap();
+    assert_eq!(line.trim(), "locked");
+    child
+}
+
+#[test]
+fn stop_waits_for_the_process_not_only_its_lock() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-linger");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+
+    // Releases the lock at once, exits 1.5 s later: stop returns only after the exit.
+    let mut holder = lingering_holder(&pf, "1.5");
+    let pid = holder.id() as i32;
+    let t0 = Instant::now();
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "20"]);
+    let took = t0.elapsed();
+    let running = alive(pid);
+    let status = holder.try_wait().unwrap();
+    if status.is_none() {
+        let _ = holder.kill();
+    }
+    let _ = holder.wait();
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("stopped (PID: {pid})")),
+        "{}",
+        text(&o)
+    );
+    assert!(
+        !running,
+        "stop returned after {took:?} while PID {pid} still ran"
+    );
+    assert!(status.is_some(), "PID {pid} not exited when stop returned");
+    assert!(
+        took >= Duration::from_millis(1400),
+        "stop took only {took:?}"
+    );
+
+    // Lingers past the timeout: the very process TERM went to is killed through its pidfd,
+    // although the lock is free by then.
+    let mut holder = lingering_holder(&pf, "60");
+    let pid = holder.id() as i32;
+    let t0 = Instant::now();
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "1"]);
+    let took = t0.elapsed();
+    let status = holder.try_wait().unwrap();
+    if status.is_none() {
+        let _ = holder.kill();
+    }
+    let status = holder.wait().unwrap();
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains(&format!("PID {pid} still running")),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "holder {pid}: {status:?}"
+    );
+    assert!(took < Duration::from_secs(10), "stop took {took:?}");
+    assert!(!pf.exists());
+}
+
 #[test]
 fn port_80_as_nobody() {
     if skip_without_python() || !need_root("port 80 as nobody") {

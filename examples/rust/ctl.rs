@@ -3,7 +3,7 @@
 //! through `Pidfile::kill`, which only signals a process that provably holds the lock.
 
 use crate::{absolute, seconds, Args, NAME};
-use daemonkit::{Pidfile, Stopped};
+use daemonkit::Pidfile;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,9 +52,9 @@ pub fn status(args: Vec<String>) -> u8 {
     }
 }
 
-/// `stop --pid FILE [--timeout SECS]`: TERM, wait for the lock to be released, KILL after
-/// the timeout (all in `Pidfile::stop`, which never signals a pid whose lock is free). Exit 0
-/// when stopped or not running.
+/// `stop --pid FILE [--timeout SECS]`: TERM, wait for the lock to be released and the daemon
+/// to exit, KILL after the timeout (all in `Pidfile::stop`, which never signals a pid whose
+/// lock is free). Exit 0 when stopped or not running.
 pub fn stop(args: Vec<String>) -> u8 {
     let (path, timeout) = match parse("stop", args, true) {
         Ok(v) => v,
@@ -64,27 +64,8 @@ pub fn stop(args: Vec<String>) -> u8 {
         }
     };
     match Pidfile::stop(&path, timeout) {
-        Ok(Stopped::NotRunning { stale: Some(p) }) => {
-            println!(
-                "not running; the pid file {} is stale (stale PID: {p}, not signalled)",
-                path.display()
-            );
-            0
-        }
-        Ok(Stopped::NotRunning { stale: None }) => {
-            println!("not running");
-            0
-        }
-        Ok(Stopped::Terminated(pid)) => {
-            println!("stopped (PID: {pid})");
-            0
-        }
-        Ok(Stopped::Killed(pid)) => {
-            println!(
-                "PID {pid} still running after {:.1}s: killed; the pid file {} is left stale (the next start takes it over)",
-                timeout.as_secs_f64(),
-                path.display()
-            );
+        Ok(stopped) => {
+            println!("{}", stopped.describe(&path, timeout));
             0
         }
         Err(e) => {

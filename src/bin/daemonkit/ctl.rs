@@ -4,7 +4,7 @@
 
 use crate::args::parse_ctl;
 use crate::{EXIT_USAGE, NAME};
-use daemonkit::{Error, PidState, Pidfile, Stopped};
+use daemonkit::{Error, PidState, Pidfile};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
@@ -58,24 +58,13 @@ pub fn stop(args: Vec<OsString>) -> u8 {
     }
 }
 
-/// TERM, wait for the lock to be released, KILL after the timeout (`Pidfile::stop`, which
-/// never signals a pid whose lock is free). 0 when stopped or not running.
+/// TERM, wait for the lock to be released and the daemon to exit, KILL after the timeout
+/// (`Pidfile::stop`, which never signals a pid whose lock is free). 0 when stopped or not
+/// running.
 pub fn stop_path(path: &Path, timeout: Duration) -> u8 {
     match Pidfile::stop(path, timeout) {
-        Ok(Stopped::NotRunning { .. }) => {
-            not_running(path);
-            0
-        }
-        Ok(Stopped::Terminated(pid)) => {
-            println!("stopped (PID: {pid})");
-            0
-        }
-        Ok(Stopped::Killed(pid)) => {
-            println!(
-                "PID {pid} still running after {:.1}s: killed; the pid file {} is left stale (the next start takes it over)",
-                timeout.as_secs_f64(),
-                path.display()
-            );
+        Ok(stopped) => {
+            println!("{}", stopped.describe(path, timeout));
             0
         }
         Err(e) => {
