@@ -685,6 +685,7 @@ int dk_supervisor_set_workers(dk_supervisor *sv, uint32_t n);
 
 /**
  * Sets the graceful stop timeout in ms: after TERM, workers still running then are killed.
+ * A single worker told to stop (TTOU, a rolling restart) gets the same time before KILL.
  */
 int dk_supervisor_set_graceful_timeout(dk_supervisor *sv, uint32_t ms);
 

@@ -317,6 +317,29 @@ pub fn reset_child() {
     LOCK.store(false, Ordering::SeqCst);
 }
 
+/// Blocks every signal in the calling thread and returns the previous mask. Around a `fork`
+/// whose child resets its signal state ([`reset_child`] empties the mask at its end), this
+/// keeps the parent's handler from running in the child before the reset: such a signal
+/// (a worker's TERM from a TTOU, say) would be swallowed there. Blocked, it stays pending in
+/// the child and meets the default action once the reset unblocks it. Async-signal-safe.
+pub fn block_all() -> libc::sigset_t {
+    // SAFETY: both sigsets are valid; sigfillset initializes `all`, pthread_sigmask fills
+    // `old`.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        old
+    }
+}
+
+/// Restores a mask returned by [`block_all`]. Async-signal-safe.
+pub fn set_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid sigset_t from block_all.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, core::ptr::null_mut()) };
+}
+
 /// Ignores SIGPIPE (so a closed peer gives `EPIPE` instead of killing the process).
 /// Async-signal-safe (sigaction only): a forked worker calls it before its hook.
 pub fn ignore_sigpipe() -> Res<()> {

@@ -11,6 +11,9 @@
 //!   is replaced at once.
 //! * `HUP`: rolling restart — a new worker is started and has reported ready before an old
 //!   one is told to stop, one at a time. `TTIN`/`TTOU`: one more / one fewer (never below 1).
+//!   A worker told to stop on its own (TTOU, a rolling restart) gets the graceful timeout
+//!   too, then KILL. Signals stay blocked across each worker's fork, so one sent to a new
+//!   worker is never taken by the master's handler in the child.
 //!   `TERM`/`INT`/`QUIT`: TERM every worker, wait up to the graceful timeout, KILL the rest,
 //!   unlink the PID file; a second one skips the wait. `USR1`: reopen the log and forward.
 //!   `USR2`: upgrade — a new master generation inherits the listeners and the locked PID file;
@@ -86,6 +89,8 @@ struct Slot {
     started: u64,
     ready: bool,
     stopping: bool,
+    /// When a worker told to stop on its own (TTOU, rolling restart, rollback) is killed.
+    stop_at: u64,
     generation: u32,
     index: u32,
 }
@@ -96,6 +101,7 @@ const EMPTY: Slot = Slot {
     started: 0,
     ready: false,
     stopping: false,
+    stop_at: u64::MAX,
     generation: 0,
     index: 0,
 };
@@ -230,6 +236,7 @@ impl Supervisor {
         ])?;
         loop {
             self.reap();
+            self.kill_overdue();
             if self.stopping {
                 if self.live().count() == 0 {
                     break;
@@ -306,6 +313,9 @@ impl Supervisor {
         }
         if self.stopping {
             deadline = deadline.min(self.stop_deadline.max(now));
+        }
+        for s in self.live().filter(|s| s.stopping) {
+            deadline = deadline.min(s.stop_at.max(now));
         }
         if let Some((_, _, d)) = self.upgrade {
             deadline = deadline.min(d.max(now));
@@ -659,9 +669,25 @@ impl Supervisor {
             .max_by_key(|&i| self.slots[i].started)
     }
 
+    /// TERMs one worker; it is killed if still running after the graceful timeout.
     fn stop_one(&mut self, i: usize) {
         self.slots[i].stopping = true;
+        self.slots[i].stop_at = sys::now_ms().saturating_add(self.graceful_ms as u64);
         let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+    }
+
+    /// KILLs each worker told to stop on its own that outlived the graceful timeout.
+    fn kill_overdue(&mut self) {
+        let now = sys::now_ms();
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid > 0 && s.stopping && now >= s.stop_at {
+                self.slots[i].stop_at = u64::MAX;
+                if signals::send(s.pid, libc::SIGKILL).is_ok() {
+                    self.emit(event::KILLED, s.pid, 0);
+                }
+            }
+        }
     }
 
     fn spawn(&mut self) -> Res<()> {
@@ -690,8 +716,15 @@ impl Supervisor {
             }
         };
         let [r, w] = sys::pipe_cloexec(false)?;
+        // Signals stay blocked across the fork: the child must not run our handler before
+        // `child` resets its signal state (a TERM sent to the new worker would be swallowed
+        // there and the worker would live on). The child's reset unblocks them.
+        let mask = signals::block_all();
         // SAFETY: fork; the child runs async-signal-safe code until the caller's hook.
         let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            signals::set_mask(&mask);
+        }
         if pid < 0 {
             let e = Errno::last();
             sys::close(r);
@@ -711,6 +744,7 @@ impl Supervisor {
             started: sys::now_ms(),
             ready: false,
             stopping: false,
+            stop_at: u64::MAX,
             generation: self.generation,
             index,
         };
@@ -956,7 +990,8 @@ pub mod rust {
                 error: None,
             }
         }
-        /// Graceful stop timeout (default 30 s).
+        /// Graceful stop timeout (default 30 s); also what one worker stopped by TTOU or a
+        /// rolling restart gets before KILL.
         pub fn graceful_timeout(mut self, t: Duration) -> Self {
             self.core.graceful_ms = t.as_millis().min(u32::MAX as u128) as u32;
             self

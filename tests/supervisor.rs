@@ -308,3 +308,128 @@ fn upgrade_under_load_and_rollback() {
     kill(old, libc::SIGTERM);
     assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
 }
+
+const KILLED: i32 = 9;
+
+/// The master's children from /proc/PID/task/PID/children (one read, so a test can react
+/// within microseconds of a fork), or the /proc scan where the kernel lacks that file.
+fn children_fast(pid: i32) -> Vec<i32> {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")) {
+        Ok(s) => s
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
+        Err(_) => children(pid),
+    }
+}
+
+#[test]
+fn a_worker_told_to_stop_is_killed_after_the_graceful_timeout() {
+    // Workers ignore TERM: a TTOU, then a rolling restart, must end in KILL after 800 ms
+    // (not leave the worker running forever, nor kill it early).
+    let mut m = Master::start(
+        "stop-one",
+        2,
+        &[("DK_IGNORE_TERM", "1"), ("DK_GRACEFUL_MS", "800")],
+    );
+    m.wait_serving();
+    let two = m.wait_workers(2, Duration::from_secs(5));
+    assert_eq!(two.len(), 2, "workers {two:?}");
+    for &w in &two {
+        m.reaper.add(w);
+    }
+    let t0 = Instant::now();
+    kill(m.pid(), libc::SIGTTOU);
+    std::thread::sleep(Duration::from_millis(400));
+    let early = children(m.pid());
+    let one = m.wait_workers(1, Duration::from_secs(10));
+    let took = t0.elapsed();
+    println!("TTOU with TERM ignored: {two:?} -> {one:?} after {took:?} (at 400 ms: {early:?})");
+    assert_eq!(
+        early.len(),
+        2,
+        "the TERM-ignoring worker was gone early: {early:?}"
+    );
+    assert_eq!(one.len(), 1, "TTOU never took effect: {one:?}");
+    let victim = *two.iter().find(|p| !one.contains(p)).unwrap();
+    assert!(
+        m.events().contains(&(KILLED, victim, 0)),
+        "no KILLED event for {victim}: {:?}",
+        m.events()
+    );
+
+    // HUP: the new worker comes up, the old one ignores TERM and is killed.
+    let old = one[0];
+    kill(m.pid(), libc::SIGHUP);
+    let rolled = wait_until(Duration::from_secs(10), || {
+        let now = children(m.pid());
+        now.len() == 1 && now[0] != old
+    });
+    for w in children(m.pid()) {
+        m.reaper.add(w);
+    }
+    assert!(rolled, "rolling restart stuck: {:?}", children(m.pid()));
+    assert!(m.events().contains(&(KILLED, old, 0)), "{:?}", m.events());
+    assert!(served_pid(m.port).is_some());
+
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_worker_signalled_right_after_its_fork_still_gets_the_signal() {
+    // TTIN, then TTOU the moment the new worker exists: the master TERMs that worker (the
+    // newest, not ready yet) while it may still be between fork and its signal reset. The
+    // TERM must end it then and there; the graceful timeout is 60 s, so a TERM swallowed in
+    // the child shows as a worker that does not go. Two spinning threads keep both CPUs busy
+    // so that the new child often waits to run.
+    let mut m = Master::start("fork-race", 1, &[("DK_GRACEFUL_MS", "60000")]);
+    m.wait_serving();
+    assert_eq!(m.wait_workers(1, Duration::from_secs(5)).len(), 1);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinners: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && t.elapsed() < Duration::from_secs(120)
+                {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let mut stuck = None;
+    let rounds = 150;
+    for round in 0..rounds {
+        let before = children_fast(m.pid());
+        kill(m.pid(), libc::SIGTTIN);
+        let appeared = wait_until(Duration::from_secs(5), || {
+            children_fast(m.pid()).len() > before.len()
+        });
+        kill(m.pid(), libc::SIGTTOU);
+        assert!(appeared, "round {round}: TTIN started no worker");
+        for w in children_fast(m.pid()) {
+            m.reaper.add(w);
+        }
+        let back = wait_until(Duration::from_secs(10), || {
+            children_fast(m.pid()).len() == before.len()
+        });
+        if !back {
+            stuck = Some((round, before, children_fast(m.pid())));
+            break;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for s in spinners {
+        s.join().unwrap();
+    }
+    assert!(
+        stuck.is_none(),
+        "a TERMed new worker lived on (round, before, now): {stuck:?}"
+    );
+    println!("{rounds} rounds of TTIN + TTOU at the fork: every new worker went at once");
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}

@@ -125,6 +125,7 @@ pub extern "C" fn dk_supervisor_set_workers(sv: *mut dk_supervisor, n: u32) -> c
 }
 
 /// Sets the graceful stop timeout in ms: after TERM, workers still running then are killed.
+/// A single worker told to stop (TTOU, a rolling restart) gets the same time before KILL.
 #[no_mangle]
 pub extern "C" fn dk_supervisor_set_graceful_timeout(sv: *mut dk_supervisor, ms: u32) -> c_int {
     with(sv, |s| {
