@@ -89,7 +89,7 @@ struct Slot {
     started: u64,
     ready: bool,
     stopping: bool,
-    /// When a worker told to stop on its own (TTOU, rolling restart, rollback) is killed.
+    /// When a stopping worker is killed if it still runs (`u64::MAX`: no deadline).
     stop_at: u64,
     generation: u32,
     index: u32,
@@ -127,7 +127,6 @@ pub struct Supervisor {
     crashes: u32,
     next_spawn: u64,
     stopping: bool,
-    stop_deadline: u64,
     upgraded: bool,
     announced: bool,
     rolling: bool,
@@ -159,7 +158,6 @@ impl Supervisor {
             crashes: 0,
             next_spawn: 0,
             stopping: false,
-            stop_deadline: 0,
             upgraded: false,
             announced: false,
             rolling: false,
@@ -241,9 +239,6 @@ impl Supervisor {
                 if self.live().count() == 0 {
                     break;
                 }
-                if sys::now_ms() >= self.stop_deadline {
-                    self.kill_all();
-                }
             } else {
                 self.maintain();
                 self.check_ready_timeouts();
@@ -310,9 +305,6 @@ impl Supervisor {
         let mut deadline = now + 500;
         if !self.stopping && self.next_spawn > now {
             deadline = deadline.min(self.next_spawn);
-        }
-        if self.stopping {
-            deadline = deadline.min(self.stop_deadline.max(now));
         }
         for s in self.live().filter(|s| s.stopping) {
             deadline = deadline.min(s.stop_at.max(now));
@@ -460,13 +452,11 @@ impl Supervisor {
     fn begin_stop(&mut self) {
         self.stopping = true;
         self.release_listeners();
-        self.stop_deadline = sys::now_ms() + self.graceful_ms as u64;
         let _ = crate::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
         for i in 0..MAX_WORKERS {
             if self.slots[i].pid > 0 {
-                self.slots[i].stopping = true;
-                let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+                self.stop_one(i);
             }
         }
     }
@@ -491,12 +481,15 @@ impl Supervisor {
     }
 
     fn kill_all(&mut self) {
-        for s in self.slots.iter().filter(|s| s.pid > 0) {
-            if signals::send(s.pid, libc::SIGKILL).is_ok() {
-                self.emit(event::KILLED, s.pid, 0);
+        for i in 0..MAX_WORKERS {
+            let pid = self.slots[i].pid;
+            if pid > 0 {
+                self.slots[i].stop_at = u64::MAX;
+                if signals::send(pid, libc::SIGKILL).is_ok() {
+                    self.emit(event::KILLED, pid, 0);
+                }
             }
         }
-        self.stop_deadline = u64::MAX;
     }
 
     fn begin_upgrade(&mut self) {
@@ -669,14 +662,16 @@ impl Supervisor {
             .max_by_key(|&i| self.slots[i].started)
     }
 
-    /// TERMs one worker; it is killed if still running after the graceful timeout.
+    /// TERMs one worker; [`Self::kill_overdue`] kills it if it still runs after the graceful
+    /// timeout (counted from the first TERM it got).
     fn stop_one(&mut self, i: usize) {
+        let deadline = sys::now_ms().saturating_add(self.graceful_ms as u64);
         self.slots[i].stopping = true;
-        self.slots[i].stop_at = sys::now_ms().saturating_add(self.graceful_ms as u64);
+        self.slots[i].stop_at = self.slots[i].stop_at.min(deadline);
         let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
     }
 
-    /// KILLs each worker told to stop on its own that outlived the graceful timeout.
+    /// KILLs each stopping worker that outlived its graceful timeout.
     fn kill_overdue(&mut self) {
         let now = sys::now_ms();
         for i in 0..MAX_WORKERS {
