@@ -317,11 +317,13 @@ pub fn reset_child() {
     LOCK.store(false, Ordering::SeqCst);
 }
 
-/// Blocks every signal in the calling thread and returns the previous mask. Around a `fork`
-/// whose child resets its signal state ([`reset_child`] empties the mask at its end), this
-/// keeps the parent's handler from running in the child before the reset: such a signal
-/// (a worker's TERM from a TTOU, say) would be swallowed there. Blocked, it stays pending in
-/// the child and meets the default action once the reset unblocks it. Async-signal-safe.
+/// Blocks every signal in the calling thread and returns the previous mask: for a helper
+/// thread that leaves every signal to the thread running the signal loop, and around a
+/// `fork` whose child resets its signal state ([`reset_child`] empties the mask at its end).
+/// There it keeps the parent's handler from running in the child before the reset: such a
+/// signal (a worker's TERM from a TTOU, say) would be swallowed there. Blocked, it stays
+/// pending in the child and meets the default action once the reset unblocks it.
+/// Async-signal-safe.
 pub fn block_all() -> libc::sigset_t {
     // SAFETY: both sigsets are valid; sigfillset initializes `all`, pthread_sigmask fills
     // `old`.

@@ -113,12 +113,8 @@ impl Notify {
         thread::Builder::new()
             .name("notify".into())
             .spawn(move || {
-                // SAFETY: a full sigset blocked in this thread only.
-                unsafe {
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut set);
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                }
+                // Signals are for the supervisor's thread.
+                daemonkit::signals::block_all();
                 loop {
                     match recv(sock.as_raw_fd()) {
                         Some((pid, msg)) => {

@@ -53,12 +53,7 @@ impl Relay {
             .name("log-relay".into())
             .spawn(move || {
                 // Signals are for the supervisor's thread.
-                // SAFETY: a full sigset blocked in this thread only.
-                unsafe {
-                    let mut set: libc::sigset_t = std::mem::zeroed();
-                    libc::sigfillset(&mut set);
-                    libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-                }
+                daemonkit::signals::block_all();
                 let mut r = File::from(r);
                 let mut buf = [0u8; 16384];
                 loop {
