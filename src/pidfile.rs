@@ -676,6 +676,15 @@ mod rust {
     }
 
     impl Stopped {
+        /// `NotRunning`, with the pid a stale file at `path` still names (not signalled).
+        pub fn not_running(path: &Path) -> Stopped {
+            let stale = match Pidfile::check(path) {
+                Ok(State::Stale(p)) => p,
+                _ => None,
+            };
+            Stopped::NotRunning { stale }
+        }
+
         /// One line for a `stop` command, `timeout` being the one given to [`Pidfile::stop`]:
         /// `stopped (PID: N)`, `not running`, `not running; the pid file P is stale (stale
         /// PID: N, not signalled)`, or `PID N still running after T s: killed` (adding that
@@ -714,18 +723,15 @@ mod rust {
         start.elapsed() < wait
     }
 
-    /// Whether the process behind `pidfd` has exited (its pidfd polls readable). Waits up to
-    /// `wait` for it. Without a pidfd the answer is yes: only the lock can tell then.
+    /// Whether the process behind `pidfd` has exited (its pidfd polls readable), waiting up
+    /// to `wait` for it. Without a pidfd the answer is yes: only the lock can tell then.
     fn exited(pidfd: Option<&OwnedFd>, wait: std::time::Duration) -> bool {
         match pidfd {
             Some(fd) => matches!(
                 sys::poll_one(fd.as_raw_fd(), libc::POLLIN, wait.as_millis() as i64),
                 Ok(r) if r != 0
             ),
-            None => {
-                std::thread::sleep(wait);
-                true
-            }
+            None => true,
         }
     }
 
@@ -783,7 +789,7 @@ mod rust {
                     return Ok(false);
                 }
                 if released {
-                    exited(pidfd, POLL);
+                    exited(pidfd, POLL); // released but not exited: wait on the pidfd
                 } else {
                     std::thread::sleep(POLL);
                 }
@@ -805,13 +811,7 @@ mod rust {
             let wait = std::time::Duration::from_secs(2);
             let (pid, pidfd) = match Pidfile::signal_holder_pinned(path, libc::SIGTERM, wait) {
                 Ok(p) => p,
-                Err(Error::NotRunning { .. }) => {
-                    let stale = match Pidfile::check(path) {
-                        Ok(State::Stale(p)) => p,
-                        _ => None,
-                    };
-                    return Ok(Stopped::NotRunning { stale });
-                }
+                Err(Error::NotRunning { .. }) => return Ok(Stopped::not_running(path)),
                 Err(e) => return Err(e),
             };
             if Pidfile::wait_gone(path, pidfd.as_ref(), timeout)? {
@@ -824,7 +824,7 @@ mod rust {
                 Err(e) => return Err(e),
             };
             if let Some(fd) = &pidfd {
-                if !exited(Some(fd), std::time::Duration::ZERO) {
+                if !exited(pidfd.as_ref(), std::time::Duration::ZERO) {
                     killed |= pidfd_signal(fd.as_raw_fd(), libc::SIGKILL).is_ok();
                 }
             }

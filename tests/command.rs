@@ -359,6 +359,15 @@ while True:
     child
 }
 
+/// Whether `child` had exited by now; kills it if not, reaps it, and returns its status too.
+fn end_child(child: &mut std::process::Child) -> (bool, std::process::ExitStatus) {
+    let exited = child.try_wait().unwrap().is_some();
+    if !exited {
+        let _ = child.kill();
+    }
+    (exited, child.wait().unwrap())
+}
+
 #[test]
 fn stop_waits_for_the_process_not_only_its_lock() {
     if skip_without_python() {
@@ -375,11 +384,7 @@ fn stop_waits_for_the_process_not_only_its_lock() {
     let o = dk(&["stop", "--pid", &pfs, "--timeout", "20"]);
     let took = t0.elapsed();
     let running = alive(pid);
-    let status = holder.try_wait().unwrap();
-    if status.is_none() {
-        let _ = holder.kill();
-    }
-    let _ = holder.wait();
+    let (exited, _) = end_child(&mut holder);
     assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&format!("stopped (PID: {pid})")),
@@ -390,7 +395,7 @@ fn stop_waits_for_the_process_not_only_its_lock() {
         !running,
         "stop returned after {took:?} while PID {pid} still ran"
     );
-    assert!(status.is_some(), "PID {pid} not exited when stop returned");
+    assert!(exited, "PID {pid} not exited when stop returned");
     assert!(
         took >= Duration::from_millis(1400),
         "stop took only {took:?}"
@@ -403,11 +408,7 @@ fn stop_waits_for_the_process_not_only_its_lock() {
     let t0 = Instant::now();
     let o = dk(&["stop", "--pid", &pfs, "--timeout", "1"]);
     let took = t0.elapsed();
-    let status = holder.try_wait().unwrap();
-    if status.is_none() {
-        let _ = holder.kill();
-    }
-    let status = holder.wait().unwrap();
+    let (_, status) = end_child(&mut holder);
     assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
     assert!(
         String::from_utf8_lossy(&o.stdout).contains(&format!("PID {pid} still running")),

@@ -4,7 +4,7 @@
 
 use crate::args::parse_ctl;
 use crate::{EXIT_USAGE, NAME};
-use daemonkit::{Error, PidState, Pidfile};
+use daemonkit::{Error, Pidfile, Stopped};
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
@@ -36,15 +36,10 @@ pub fn status(args: Vec<OsString>) -> u8 {
 
 /// Says why nothing had to be signalled.
 fn not_running(path: &Path) {
-    match Pidfile::check(path) {
-        Ok(PidState::Stale(Some(p))) => {
-            println!(
-                "not running; the pid file {} is stale (stale PID: {p}, not signalled)",
-                path.display()
-            )
-        }
-        _ => println!("not running"),
-    }
+    println!(
+        "{}",
+        Stopped::not_running(path).describe(path, Duration::ZERO)
+    );
 }
 
 /// `stop --pid FILE [--timeout SECS]`.

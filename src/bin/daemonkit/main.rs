@@ -113,7 +113,8 @@ usage: daemonkit stop --pid FILE [--timeout SECONDS]
 
 Sends TERM to the daemon holding FILE's lock, waits up to --timeout (default 35 s) for the
 lock to be released and that process to exit, then sends KILL. A pid file whose lock is
-free is stale: its pid is never signalled. Exit codes: 0 stopped or not running, 1 could not stop it, 2 usage error.";
+free is stale: its pid is never signalled. Exit codes: 0 stopped or not running, 1 could
+not stop it, 2 usage error.";
 
 const HELP_RESTART: &str = "\
 usage: daemonkit restart --pid FILE [--timeout SECONDS] [run options] -- PROGRAM [ARGS...]
