@@ -215,12 +215,7 @@ fn preflight(o: &Options) -> Res<()> {
     }
     if o.flags & NO_CHDIR == 0 {
         let dir = o.chdir.unwrap_or(c"/");
-        // SAFETY: dir is a valid C string, st a valid out-pointer.
-        let st = unsafe {
-            let mut st: libc::stat = core::mem::zeroed();
-            sys::cvt(libc::stat(dir.as_ptr(), &mut st))?;
-            st
-        };
+        let st = sys::stat(dir)?;
         if st.st_mode & libc::S_IFMT != libc::S_IFDIR {
             return Err(Errno(libc::ENOTDIR));
         }

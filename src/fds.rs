@@ -185,22 +185,15 @@ pub fn log_open(path: &CStr, which: u32) -> Res<()> {
 
 /// True when the standard streams in `which` already write to the file at `path`.
 fn already_on_std(path: &CStr, which: u32) -> bool {
-    // SAFETY: stat/fstat into valid out-structs.
-    unsafe {
-        let mut want: libc::stat = core::mem::zeroed();
-        if libc::stat(path.as_ptr(), &mut want) != 0 {
-            return false;
-        }
-        [(LOG_STDOUT, 1), (LOG_STDERR, 2)]
-            .iter()
-            .filter(|(bit, _)| which & bit != 0)
-            .all(|&(_, fd)| {
-                let mut st: libc::stat = core::mem::zeroed();
-                libc::fstat(fd, &mut st) == 0
-                    && st.st_dev == want.st_dev
-                    && st.st_ino == want.st_ino
-            })
-    }
+    let Ok(want) = sys::stat(path) else {
+        return false;
+    };
+    [(LOG_STDOUT, 1), (LOG_STDERR, 2)]
+        .iter()
+        .filter(|(bit, _)| which & bit != 0)
+        .all(|&(_, fd)| {
+            matches!(sys::fstat(fd), Ok(st) if st.st_dev == want.st_dev && st.st_ino == want.st_ino)
+        })
 }
 
 /// Reopens the remembered log path (after logrotate renamed it) and moves stdout/stderr onto

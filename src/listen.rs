@@ -213,11 +213,7 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
 /// True when `path` is a socket file nobody accepts on. The probe socket's own error
 /// (`EMFILE` with a full fd table) is returned: it says nothing about the path.
 fn stale_unix_socket(path: &CStr, sa: &libc::sockaddr_un, len: libc::socklen_t) -> Res<bool> {
-    // SAFETY: st is a valid out-pointer; path a valid C string.
-    let is_sock = unsafe {
-        let mut st: libc::stat = core::mem::zeroed();
-        libc::lstat(path.as_ptr(), &mut st) == 0 && st.st_mode & libc::S_IFMT == libc::S_IFSOCK
-    };
+    let is_sock = matches!(sys::lstat(path), Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFSOCK);
     if !is_sock {
         return Ok(false);
     }

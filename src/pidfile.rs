@@ -55,23 +55,7 @@ impl From<Errno> for OpenError {
     }
 }
 
-fn fstat(fd: c_int) -> Res<libc::stat> {
-    // SAFETY: st is a valid out-pointer; fstat fills it on success.
-    unsafe {
-        let mut st: libc::stat = core::mem::zeroed();
-        sys::cvt(libc::fstat(fd, &mut st))?;
-        Ok(st)
-    }
-}
-
-fn lstat(path: &CStr) -> Res<libc::stat> {
-    // SAFETY: path is a valid C string, st a valid out-pointer.
-    unsafe {
-        let mut st: libc::stat = core::mem::zeroed();
-        sys::cvt(libc::lstat(path.as_ptr(), &mut st))?;
-        Ok(st)
-    }
-}
+use sys::{fstat, lstat};
 
 fn is_regular(st: &libc::stat) -> bool {
     st.st_mode & libc::S_IFMT == libc::S_IFREG

@@ -183,13 +183,14 @@ fn install(sig: c_int) -> Res<()> {
     sys::cvt(unsafe { libc::sigaction(sig, &sa, slot.as_mut_ptr()) })?;
     REGISTERED.fetch_or(bit(sig), Ordering::SeqCst);
     // Deliver it even if the caller had it blocked.
-    // SAFETY: set is a valid sigset_t initialized by sigemptyset.
-    unsafe {
+    // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialize it.
+    let set = unsafe {
         let mut set: libc::sigset_t = core::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, sig);
-        libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, core::ptr::null_mut());
-    }
+        set
+    };
+    sys::thread_sigmask(libc::SIG_UNBLOCK, Some(&set), None);
     Ok(())
 }
 
@@ -325,21 +326,19 @@ pub fn reset_child() {
 /// pending in the child and meets the default action once the reset unblocks it.
 /// Async-signal-safe.
 pub fn block_all() -> libc::sigset_t {
-    // SAFETY: both sigsets are valid; sigfillset initializes `all`, pthread_sigmask fills
-    // `old`.
-    unsafe {
+    // SAFETY: zeroed sigsets are valid storage; sigfillset initializes `all`.
+    let (all, mut old) = unsafe {
         let mut all: libc::sigset_t = core::mem::zeroed();
-        let mut old: libc::sigset_t = core::mem::zeroed();
         libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        old
-    }
+        (all, core::mem::zeroed::<libc::sigset_t>())
+    };
+    sys::thread_sigmask(libc::SIG_BLOCK, Some(&all), Some(&mut old));
+    old
 }
 
 /// Restores a mask returned by [`block_all`]. Async-signal-safe.
 pub fn set_mask(mask: &libc::sigset_t) {
-    // SAFETY: `mask` is a valid sigset_t from block_all.
-    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, core::ptr::null_mut()) };
+    sys::thread_sigmask(libc::SIG_SETMASK, Some(mask), None);
 }
 
 /// Ignores SIGPIPE (so a closed peer gives `EPIPE` instead of killing the process).

@@ -436,3 +436,51 @@ pub fn absolutize(path: &[u8], out: &mut [u8; PATH_MAX]) -> Res<usize> {
     out[n..n + path.len()].copy_from_slice(path);
     Ok(n + path.len())
 }
+
+/// `fstatat(dirfd, path, flags)` through the raw syscall (`newfstatat`), not glibc's wrapper:
+/// glibc 2.33 versioned `stat`/`fstat`/`lstat` anew, and the shipped library must load on
+/// older systems (the ABI baseline is GLIBC_2.28). The kernel's `struct stat` is libc's on
+/// x86_64 and aarch64. Async-signal-safe (one syscall).
+pub fn stat_at(dirfd: c_int, path: &CStr, flags: c_int) -> Res<libc::stat> {
+    // SAFETY: a zeroed stat is valid storage; path is a valid C string; the kernel fills st.
+    unsafe {
+        let mut st: libc::stat = core::mem::zeroed();
+        let r = libc::syscall(
+            libc::SYS_newfstatat,
+            dirfd as libc::c_long,
+            path.as_ptr(),
+            &mut st as *mut libc::stat,
+            flags as libc::c_long,
+        );
+        if r < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(st)
+        }
+    }
+}
+
+/// `stat(2)` (follows symlinks); see [`stat_at`]. Async-signal-safe.
+pub fn stat(path: &CStr) -> Res<libc::stat> {
+    stat_at(libc::AT_FDCWD, path, 0)
+}
+
+/// `lstat(2)` (does not follow a final symlink); see [`stat_at`]. Async-signal-safe.
+pub fn lstat(path: &CStr) -> Res<libc::stat> {
+    stat_at(libc::AT_FDCWD, path, libc::AT_SYMLINK_NOFOLLOW)
+}
+
+/// `fstat(2)` on an open fd; see [`stat_at`]. Async-signal-safe.
+pub fn fstat(fd: c_int) -> Res<libc::stat> {
+    stat_at(fd, c"", libc::AT_EMPTY_PATH)
+}
+
+/// `sigprocmask(how, set, old)` for the calling thread (Linux's `rt_sigprocmask` acts on the
+/// calling thread only, as `pthread_sigmask` does; glibc moved that one to GLIBC_2.32).
+/// Async-signal-safe.
+pub fn thread_sigmask(how: c_int, set: Option<&libc::sigset_t>, old: Option<&mut libc::sigset_t>) {
+    let set = set.map_or(core::ptr::null(), |s| s as *const libc::sigset_t);
+    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut libc::sigset_t);
+    // SAFETY: set/old are NULL or valid sigsets; sigprocmask only fails for a bad `how`.
+    unsafe { libc::sigprocmask(how, set, old) };
+}
