@@ -32,6 +32,18 @@
 #define DK_PIDFILE_STALE 0
 
 /**
+ * `dk_pidfile_check`: the file is locked, but not by the process whose pid it holds (a stale
+ * file whose lock another process took). That pid is never signalled.
+ */
+#define DK_PIDFILE_FOREIGN 2
+
+/**
+ * `dk_pidfile_open`/`dk_pidfile_kill`: the file is locked by a process other than the pid
+ * written in it (`-EBUSY`); nobody was signalled or reported as running.
+ */
+#define DK_ERR_PIDFILE_FOREIGN -16
+
+/**
  * `dk_privileges_drop`: the user does not exist (`-ESRCH`).
  */
 #define DK_ERR_UNKNOWN_USER -3
@@ -86,6 +98,13 @@
  * `dk_log_open`: replace stderr.
  */
 #define DK_LOG_STDERR 2
+
+/**
+ * `dk_signal_open_flags`: install the handlers without `SA_RESTART`, so that a blocking call
+ * (read, accept, wait, …) the signal interrupts fails with `EINTR` instead of being
+ * restarted.
+ */
+#define DK_SIGNAL_NO_RESTART 1
 
 /**
  * `dk_listen_tcp`: also set `SO_REUSEPORT`.
@@ -229,6 +248,13 @@
 #define DK_EVENT_WORKER_FAILED 15
 
 /**
+ * A rolling restart was abandoned: a new worker exited before it was ready (a program that
+ * binds its own port instead of using the inherited listeners gets `EADDRINUSE`, say); the
+ * old workers keep serving: pid of that worker, value = its wait status.
+ */
+#define DK_EVENT_RELOAD_FAILED 16
+
+/**
  * `dk_supervisor_run`: graceful stop finished, PID file unlinked; exit 0.
  */
 #define DK_SUPERVISOR_STOPPED 0
@@ -300,15 +326,20 @@ const char *dk_strerror(int err);
  * hardened): `O_RDWR|O_CREAT|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`, `flock(LOCK_EX|LOCK_NB)` held
  * for the handle's life, regular files only, the path re-checked after locking. Stale
  * content is truncated; write the pid with `dk_pidfile_write` after daemonizing. `mode` is
- * the file mode (0: 0644). `flags` must be 0. A relative path is made absolute first (the
+ * the file mode (0: 0644; bits above 07777 are refused with `-EINVAL`). `flags` must be 0. A relative path is made absolute first (the
  * daemon later changes directory). After a re-exec or upgrade, the locked fd handed over in
  * `DAEMONKIT_PIDFILE_FD` is adopted instead of opening anew.
  *
  * On success stores the handle in `*out` and returns 0. Errors:
  * - `-EEXIST`: a live instance holds the lock; its pid is stored in `*other_pid` (when not
- *   NULL; 0 if it has not written one within a second).
+ *   NULL; 0 if it has not written one within a second). The pid is the holder's as proven by
+ *   the kernel (see `dk_pidfile_check`), except when that process's fds may not be inspected
+ *   (another user's daemon, as non-root): then it is the pid the file names.
+ * - `DK_ERR_PIDFILE_FOREIGN` (-EBUSY): the file is locked, but not by the pid written in it
+ *   (stored in `*other_pid`): another process took a stale file's lock. Say so; do not claim
+ *   that pid is running.
  * - `-ELOOP`: the path is a symlink. `-EINVAL`: not a regular file (FIFO, socket, device),
- *   or NULL `path`/`out`, or unknown flags. `-EISDIR`, `-ENAMETOOLONG`, `-EACCES`,
+ *   or NULL `path`/`out`, unknown flags, or `mode` above 07777. `-EISDIR`, `-ENAMETOOLONG`, `-EACCES`,
  *   `-ENOENT` (directory missing), `-ENOMEM`, or another errno from open/flock/ftruncate.
  */
 int dk_pidfile_open(const char *path,
@@ -347,23 +378,40 @@ int dk_pidfile_remove(dk_pidfile *pf);
 
 /**
  * Tells whether a daemon holds the PID file at `path`, from its lock (never from
- * `kill(pid, 0)`). Returns `DK_PIDFILE_RUNNING` (1) with the holder's pid in `*pid_out`
- * (0 if it has not written one), `DK_PIDFILE_STALE` (0) when the file exists but its lock is
- * free (`*pid_out` = the stale pid, or 0 for unreadable content), or `-ENOENT` when there is
- * no file. Other errors: `-EINVAL` (NULL path, not a regular file), `-ELOOP` (symlink),
- * `-ENAMETOOLONG`, `-EACCES`. `pid_out` may be NULL.
+ * `kill(pid, 0)`), and whether the pid written in the file is the lock's holder: a lock only
+ * proves that *some* process holds it, and any user who can read a stale file can lock it.
+ * The proof comes from the kernel: one of that pid's fds (`/proc/PID/fd/N`) names the file
+ * and its open file description holds the exclusive flock (a `lock:` line in
+ * `/proc/PID/fdinfo/N`). (The pid column of `/proc/locks` names the process that took the
+ * lock — for a daemon that locked before forking, the launcher — so it is not used.)
+ *
+ * Returns `DK_PIDFILE_RUNNING` (1) with the holder's pid in `*pid_out` (0 if it has not
+ * written one), `DK_PIDFILE_STALE` (0) when the file exists but its lock is free (`*pid_out` =
+ * the stale pid, or 0 for unreadable content), `DK_PIDFILE_FOREIGN` (2) when the lock is held
+ * by a process other than the pid in the file (`*pid_out` = that pid, which must not be
+ * signalled), or `-ENOENT` when there is no file. Other errors: `-EINVAL` (NULL path, not a
+ * regular file), `-ELOOP` (symlink), `-ENAMETOOLONG`, `-EACCES` (the file is unreadable, or
+ * it is locked and the pid's `/proc` entries are not readable: another user's process, as
+ * non-root — nothing can be said about that pid). `pid_out` may be NULL.
  */
 int dk_pidfile_check(const char *path, int32_t *pid_out);
 
 /**
  * Sends `sig` (0..64; 0 only probes) to the process holding the PID file at `path`, only
- * while it provably holds the lock: the target is pinned with a pidfd and the lock and
- * content are checked again, so a recycled pid is never signalled. Stores the pid in
- * `*pid_out` (may be NULL) and returns 0. Errors: `-ESRCH` nobody holds the lock (stale
- * file: nobody is signalled); `-ENOENT` no file; `-EAGAIN` the holder has not written its
- * pid; `-EINVAL` NULL path, bad signal, not a regular file; `-EPERM` not allowed to signal.
+ * while it provably holds the lock: the target is pinned with a pidfd, the kernel is asked
+ * whether that very process holds the lock through one of its fds (as `dk_pidfile_check`
+ * describes) and the content is read again, so neither a recycled pid nor a pid named in a
+ * file whose lock somebody else took is ever signalled. Stores the pid in `*pid_out` (may be
+ * NULL; with `DK_ERR_PIDFILE_FOREIGN` the pid the file names, not signalled) and returns 0. Errors: `-ESRCH` nobody holds the lock (stale file: nobody is
+ * signalled); `DK_ERR_PIDFILE_FOREIGN` (-EBUSY) the lock is held by a process other than the
+ * pid in the file (nobody signalled); `-ENOENT` no file; `-EAGAIN` the holder has not written
+ * its pid; `-EINVAL` NULL path, bad signal, not a regular file; `-EACCES` the holder cannot
+ * be verified (another user's process, as non-root: nobody signalled); `-EPERM` not allowed
+ * to signal.
  */
-int dk_pidfile_kill(const char *path, int sig, int32_t *pid_out);
+int dk_pidfile_kill(const char *path,
+                    int sig,
+                    int32_t *pid_out);
 
 /**
  * Drops root privileges for good: resolves `user` (name or number) and `group` (name or
@@ -378,18 +426,29 @@ int dk_pidfile_kill(const char *path, int sig, int32_t *pid_out);
  * after the old groups and gid are restored; `DK_ERR_VERIFY` (-ENOTRECOVERABLE) means the
  * switch happened but did not verify: the caller must exit. `-EINVAL` for NULL `user` or
  * unknown flags, `-ENAMETOOLONG` for a name over 255 bytes.
+ *
+ * Refused without changing anything: a malformed `user` or `group` (`-EINVAL`: empty of
+ * content, whitespace or control characters anywhere — `" nobody"` is not `nobody` and not
+ * a number —, a `:` or `,`, or a leading `-`/`+`); a numeric uid that has no passwd entry
+ * when `group` is NULL (`DK_ERR_UNKNOWN_USER`: there is no primary group or group list to
+ * take, and gid = uid would be a guess) — with an explicit `group` such a uid is accepted
+ * and gets that group and no supplementary groups; and, as root, uid 0 as the target
+ * (`-EINVAL`: not a privilege drop, and the verification that `setuid(0)` fails cannot
+ * hold; without root it is `DK_ERR_NOT_ROOT` like any other user).
  */
 int dk_privileges_drop(const char *user, const char *group, uint32_t flags);
 
 /**
  * Resolves a user name or number to its uid and primary gid (either out-pointer may be
- * NULL). Returns 0, `DK_ERR_UNKNOWN_USER` (-ESRCH), `-EINVAL` for NULL `user`.
+ * NULL). Returns 0, `DK_ERR_UNKNOWN_USER` (-ESRCH; also for a number with no passwd
+ * entry), `-EINVAL` for NULL or a malformed `user` (see `dk_privileges_drop`).
  */
 int dk_user_lookup(const char *user, uint32_t *uid_out, uint32_t *gid_out);
 
 /**
- * Resolves a group name or number to its gid (`gid_out` may be NULL). Returns 0,
- * `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `-EINVAL` for NULL `group`.
+ * Resolves a group name or number to its gid (`gid_out` may be NULL; a number needs no
+ * group entry). Returns 0, `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `-EINVAL` for NULL or a
+ * malformed `group` (see `dk_privileges_drop`).
  */
 int dk_group_lookup(const char *group, uint32_t *gid_out);
 
@@ -454,9 +513,23 @@ int dk_log_reopen(void);
  * a flood never loses a kind. The pipe's fds are the library's own: `dk_fd_close_from` and
  * daemonize keep them. Errors: `-EINVAL` NULL `sigs` with `n` > 0, or an uncatchable,
  * out-of-range or libc-reserved signal (glibc's 32 and 33); pipe/sigaction errnos. On any
- * error nothing of this call stays registered.
+ * error nothing of this call stays registered. `-EINVAL` also for the signals the kernel
+ * raises synchronously for a fault of the interrupted instruction — SIGSEGV, SIGBUS, SIGFPE,
+ * SIGILL, SIGTRAP, SIGSYS — besides SIGKILL and SIGSTOP: a handler that only queues a byte
+ * returns to the faulting instruction, which faults again for ever; such a fault must crash.
+ * The handlers are installed with `SA_RESTART` (an interrupted blocking call is restarted);
+ * `dk_signal_open_flags` with `DK_SIGNAL_NO_RESTART` installs them without it.
  */
 int dk_signal_open(const int *sigs, size_t n);
+
+/**
+ * `dk_signal_open` with `flags`: 0 (the same as `dk_signal_open`) or `DK_SIGNAL_NO_RESTART`.
+ * The flags apply to the signals of this call; naming an already registered signal again
+ * switches it to these flags (the disposition restored by `dk_signal_close` stays the one
+ * from before its first registration). Errors: those of `dk_signal_open`, and `-EINVAL` for
+ * unknown flag bits.
+ */
+int dk_signal_open_flags(const int *sigs, size_t n, uint32_t flags);
 
 /**
  * Returns the next pending signal, each kind once however often it arrived, or 0 when none
@@ -508,10 +581,13 @@ int dk_listen_tcp(const char *addr,
  * namespace), chmod to `mode` when non-zero. A socket file left by a dead server is
  * replaced; one that somebody still accepts on, or a non-socket file, gives `-EADDRINUSE`
  * untouched. Flags: `DK_LISTEN_INHERIT`. Returns the fd. Errors: `-EINVAL` NULL, relative or
- * empty path, unknown flags; `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
+ * empty path, unknown flags, `mode` above 07777 (not a file mode); `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
  * errnos (`-EMFILE` also when a stale socket file is there and no fd is left to probe it).
  */
-int dk_listen_unix(const char *path, uint32_t mode, int backlog, uint32_t flags);
+int dk_listen_unix(const char *path,
+                   uint32_t mode,
+                   int backlog,
+                   uint32_t flags);
 
 /**
  * Returns the local TCP port of socket `fd` (> 0 once bound), or `-EBADF`/`-ENOTSOCK`/
@@ -586,7 +662,7 @@ int dk_fd_recv(int sock, uint8_t *buf, size_t len, int *fds, size_t *n_fds);
  * dispositions and the mask, forks, `setsid`s, forks again (the daemon is not a session
  * leader and has no controlling terminal), points stdio at /dev/null (stdout/stderr stay on
  * a log opened with `dk_log_open`), sets the umask to `umask_value` (negative: unchanged;
- * 022 is a good choice) and changes directory to `chdir_path` (NULL: "/").
+ * 022 is a good choice; above 0777 is not a umask: `-EINVAL`) and changes directory to `chdir_path` (NULL: "/").
  *
  * The launching process never returns from this call: it waits on a readiness pipe and
  * exits 0 when the daemon calls `dk_ready`; prints the message and exits with the code
@@ -598,8 +674,8 @@ int dk_fd_recv(int sock, uint8_t *buf, size_t len, int *fds, size_t *n_fds);
  * image started by `dk_reexec`, it does every step but the forks and the stdio change and
  * returns `DK_ROLE_FOREGROUND`; in a new generation started by an upgrade it returns
  * `DK_ROLE_UPGRADE`. Errors (returned before the fork, in the launcher; after it, in the
- * daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags or NULL `keep`
- * with `n_keep` > 0, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
+ * daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags, NULL `keep`
+ * with `n_keep` > 0 or a umask above 0777, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
  * fork/setsid/open errnos (`-ENOENT` when /dev/null is missing).
  */
 int dk_daemonize(uint32_t flags,
@@ -666,6 +742,16 @@ int dk_upgrade(const char *const *argv,
                uint32_t timeout_ms,
                char *msg,
                size_t msg_len);
+
+/**
+ * Writes the library's one-line description of a supervisor event (the text of its default
+ * log, without the `daemonkit: ` prefix) into `buf`, NUL-terminated and truncated to
+ * `len - 1` bytes, and returns the length of the whole description (as `snprintf`: a result
+ * `>= len` means it was truncated; 256 bytes always suffice). `buf` may be NULL when `len`
+ * is 0. Unknown kinds are described as `event K (pid P, value V)`. `-EINVAL` for NULL `buf`
+ * with `len` > 0.
+ */
+int dk_event_describe(int kind, int32_t pid, int32_t value, char *buf, size_t len);
 
 /**
  * Creates a supervisor with 1 worker, a 30 s graceful timeout, a 2 s worker ready timeout

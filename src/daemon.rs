@@ -100,7 +100,7 @@ pub struct Options<'a> {
     pub keep: &'a [c_int],
     /// Directory to change to (`None`: `/`), unless `NO_CHDIR`.
     pub chdir: Option<&'a CStr>,
-    /// New umask, or negative to leave it.
+    /// New umask (0..=0o777; above: `EINVAL`), or negative to leave it.
     pub umask: i32,
     /// Launcher timeout in ms; 0 waits as long as the daemon lives.
     pub timeout_ms: u32,
@@ -112,7 +112,7 @@ pub struct Options<'a> {
 /// (before the fork they are returned to the caller in the launcher; after it, in the daemon,
 /// which should pass them on with [`fail`]).
 pub fn daemonize(o: &Options) -> Res<Role> {
-    if o.flags & !ALL_FLAGS != 0 || o.keep.len() > 1024 {
+    if o.flags & !ALL_FLAGS != 0 || o.keep.len() > 1024 || o.umask > 0o777 {
         return Err(Errno(libc::EINVAL));
     }
     for &fd in o.keep {
@@ -252,7 +252,7 @@ fn common_steps(o: &Options, stdio_to_null: bool) -> Res<()> {
     }
     if o.umask >= 0 {
         // SAFETY: umask cannot fail.
-        unsafe { libc::umask((o.umask & 0o777) as libc::mode_t) };
+        unsafe { libc::umask(o.umask as libc::mode_t) };
     }
     if o.flags & NO_CHDIR == 0 {
         let dir = o.chdir.unwrap_or(c"/");

@@ -10,6 +10,12 @@ pub enum Error {
     AlreadyRunning { pid: u32 },
     /// Nobody holds the PID file (for `kill`/`stop`).
     NotRunning { path: std::path::PathBuf },
+    /// The PID file is locked, but not by the process whose pid it holds (a stale file whose
+    /// lock another process took); that pid (if any) was not signalled.
+    LockedByOther {
+        path: std::path::PathBuf,
+        pid: Option<u32>,
+    },
     /// The user does not exist.
     UnknownUser(String),
     /// The group does not exist.
@@ -25,6 +31,9 @@ impl fmt::Display for Error {
         match self {
             Error::AlreadyRunning { pid } => write!(f, "Daemon already running (PID: {pid})"),
             Error::NotRunning { path } => write!(f, "pid file {}: not running", path.display()),
+            Error::LockedByOther { path, pid } => {
+                f.write_str(&crate::pidfile::foreign_text(path, pid.map(|p| p as i32)))
+            }
             Error::UnknownUser(u) => write!(f, "unknown user '{u}'"),
             Error::UnknownGroup(g) => write!(f, "unknown group '{g}'"),
             Error::NotRoot { user } => {
@@ -49,6 +58,7 @@ impl From<Error> for io::Error {
         let kind = match &e {
             Error::AlreadyRunning { .. } => io::ErrorKind::AlreadyExists,
             Error::NotRunning { .. } => io::ErrorKind::NotFound,
+            Error::LockedByOther { .. } => io::Error::from_raw_os_error(libc::EBUSY).kind(),
             Error::UnknownUser(_) | Error::UnknownGroup(_) => io::ErrorKind::NotFound,
             Error::NotRoot { .. } => io::ErrorKind::PermissionDenied,
             Error::Io { source, .. } => source.kind(),

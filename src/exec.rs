@@ -315,9 +315,14 @@ pub fn reexec(spec: &Spec) -> Res<()> {
     }
     // SAFETY: ensure C stdio output is not lost across the exec.
     unsafe { libc::fflush(core::ptr::null_mut()) };
+    // The new image starts with the signal state a program has when started from outside:
+    // ignored signals back to their default (execve keeps SIG_IGN; handlers reset by
+    // themselves) and an empty mask (execve keeps the mask). Put back if execve fails.
+    let signals = crate::signals::ExecState::reset();
     // SAFETY: argv and envp are valid NULL-terminated arrays of C strings.
     unsafe { libc::execve(*spec.argv, spec.argv, env.envp) };
     let e = Errno::last();
+    signals.restore();
     restore(total, &high, &saved, &flags);
     Err(e)
 }
@@ -345,8 +350,15 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     let total = n + has_pf as usize + 1;
     // SAFETY: flush C stdio so nothing buffered is duplicated into the child.
     unsafe { libc::fflush(core::ptr::null_mut()) };
+    // Signals stay blocked across the fork (as in the supervisor): a signal arriving in the
+    // child before its reset would otherwise run the parent's handler there and be lost.
+    // The child's reset restores default dispositions, then empties the mask.
+    let mask = crate::signals::block_all();
     // SAFETY: fork; the child runs only async-signal-safe code until execve or _exit.
     let pid = unsafe { libc::fork() };
+    if pid != 0 {
+        crate::signals::set_mask(&mask);
+    }
     if pid < 0 {
         let e = Errno::last();
         sys::close(r);

@@ -11,7 +11,7 @@
 //! [`Error`], `OwnedFd`/`BorrowedFd`, RAII and builders.
 //!
 //! The canonical startup order (see `DESIGN.md`):
-//! parse config → bind listeners → open+lock PID file → daemonize (readiness kept) → write
+//! parse config → open+lock PID file → bind listeners → daemonize (readiness kept) → write
 //! PID → drop privileges → signals → start app/workers → ready → launcher exits 0.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![allow(clippy::missing_safety_doc)]
@@ -25,6 +25,7 @@ pub mod listen;
 pub mod notify;
 pub mod pidfile;
 pub mod privileges;
+mod procfs;
 pub mod rlimit;
 pub mod signals;
 pub mod supervisor;
@@ -47,7 +48,7 @@ pub use pidfile::{default_path, Pidfile, State as PidState, Stopped};
 #[cfg(feature = "std")]
 pub use privileges::drop_privileges;
 #[cfg(feature = "std")]
-pub use signals::Signals;
+pub use signals::{SignalFlags, Signals};
 
 /// The header cbindgen generated in this build (the staleness test compares it with the
 /// committed `include/daemonkit.h`).

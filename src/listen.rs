@@ -161,11 +161,12 @@ pub fn tcp(addr: &[u8], backlog: c_int, flags: u32) -> Res<c_int> {
     r
 }
 
-/// Binds and listens on a Unix socket at `path` (mode `mode`, 0 meaning 0666 minus umask).
+/// Binds and listens on a Unix socket at `path` (mode `mode`, 0 meaning 0666 minus umask;
+/// bits above 07777 are not a mode: `EINVAL`).
 /// A socket file left behind by a dead server is replaced; one somebody still listens on
 /// gives `EADDRINUSE`; a non-socket file at the path gives `EADDRINUSE` too, untouched.
 pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
-    if flags & !INHERIT != 0 {
+    if flags & !INHERIT != 0 || mode > 0o7777 {
         return Err(Errno(libc::EINVAL));
     }
     let p = path.to_bytes();
@@ -198,7 +199,7 @@ pub fn unix(path: &CStr, mode: u32, backlog: c_int, flags: u32) -> Res<c_int> {
         }
         if mode != 0 && p[0] == b'/' {
             // SAFETY: path is a valid C string.
-            sys::cvt(unsafe { libc::chmod(path.as_ptr(), mode & 0o7777) })?;
+            sys::cvt(unsafe { libc::chmod(path.as_ptr(), mode) })?;
         }
         // SAFETY: plain listen call.
         sys::cvt(unsafe { libc::listen(fd, if backlog <= 0 { 1024 } else { backlog }) })?;

@@ -16,12 +16,17 @@
 //! privilege drop, is harmless: its lock is free, so the next start takes it over.
 
 use crate::fds;
+use crate::procfs;
 use crate::sys::{self, Errno, Res, PATH_MAX};
 use core::ffi::{c_int, CStr};
 
 /// Environment variable through which a re-exec or upgrade hands the locked PID file fd to
 /// the new program image (see [`crate::exec`]).
 pub const ENV_FD: &CStr = c"DAEMONKIT_PIDFILE_FD";
+
+/// `EBUSY`: the file is locked, but not by the process whose pid it holds (a stale file whose
+/// lock somebody else took). Nobody is signalled or reported as running.
+pub const ERR_FOREIGN: i32 = libc::EBUSY;
 
 /// How long a starter or checker waits for a lock holder to write its pid.
 const WAIT_FOR_CONTENT_MS: u64 = 1000;
@@ -145,7 +150,7 @@ fn open_nofollow(path: &CStr, flags: c_int, mode: u32) -> Res<c_int> {
 }
 
 impl PidFile {
-    /// Opens and locks `path` (mode `mode`, 0 meaning 0644).
+    /// Opens and locks `path` (mode `mode`, 0 meaning 0644; above 07777: `EINVAL`).
     ///
     /// Errors: `EEXIST` with the holder's pid when a live instance holds the lock; `ELOOP` for
     /// a symlink; `EINVAL` for something that is not a regular file (FIFO, socket, device);
@@ -158,7 +163,10 @@ impl PidFile {
         if bytes.len() >= PATH_MAX {
             return Err(Errno(libc::ENAMETOOLONG).into());
         }
-        let mode = if mode == 0 { 0o644 } else { mode & 0o7777 };
+        if mode > 0o7777 {
+            return Err(Errno(libc::EINVAL).into());
+        }
+        let mode = if mode == 0 { 0o644 } else { mode };
         let mut pf = PidFile {
             fd: -1,
             dev: 0,
@@ -203,13 +211,22 @@ impl PidFile {
                     return Err(e.into());
                 }
                 let pid = read_pid_of_holder(fd);
+                // "Already running (PID: N)" only when N provably holds the lock; a lock
+                // taken by somebody else on a stale file is reported as such (EBUSY). When
+                // N's fds cannot be inspected (another user's daemon) EEXIST stays: the lock
+                // is held either way, and nothing is signalled here.
+                let foreign = matches!(procfs::holds_flock(pid, st.st_dev, st.st_ino), Ok(false));
                 let held = lock_is_held(fd);
                 sys::close(fd);
                 if !held || !Self::path_names(path, &st) {
                     continue; // the holder went away or the file was replaced: look again
                 }
                 return Err(OpenError {
-                    errno: Errno(libc::EEXIST),
+                    errno: Errno(if foreign && pid > 0 {
+                        ERR_FOREIGN
+                    } else {
+                        libc::EEXIST
+                    }),
                     pid,
                 });
             }
@@ -387,15 +404,22 @@ impl Drop for PidFile {
 /// What [`check`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// A live process holds the lock; its pid (0 if it has not written one yet).
+    /// A live process holds the lock: its pid, proven to be the holder (see
+    /// [`crate::procfs`]); 0 if it has not written one yet.
     Running(i32),
+    /// The file is locked, but not by the process whose pid it names (a stale file whose lock
+    /// another process took): that pid, which is never signalled.
+    Foreign(i32),
     /// The file exists but nobody holds its lock; the pid it names, if readable (stale).
     Stale(Option<i32>),
     /// There is no file.
     Absent,
 }
 
-/// Answers whether a daemon holds the PID file at `path`, from its lock.
+/// Answers whether a daemon holds the PID file at `path`, from its lock and from the kernel's
+/// word that the pid in the file is the one holding it. `EACCES`/`EPERM` when the file is
+/// locked but the pid's fds may not be inspected (another user's process): nothing can be
+/// said about that pid then.
 pub fn check(path: &CStr) -> Res<State> {
     let fd = match open_nofollow(path, libc::O_RDONLY, 0) {
         Ok(fd) => fd,
@@ -407,10 +431,19 @@ pub fn check(path: &CStr) -> Res<State> {
         if !is_regular(&st) {
             return Err(Errno(libc::EINVAL));
         }
-        if lock_is_held(fd) {
-            Ok(State::Running(read_pid_of_holder(fd)))
-        } else {
-            Ok(State::Stale(read_pid(fd)))
+        if !lock_is_held(fd) {
+            return Ok(State::Stale(read_pid(fd)));
+        }
+        let pid = read_pid_of_holder(fd);
+        if pid <= 0 {
+            return Ok(State::Running(0));
+        }
+        match procfs::holds_flock(pid, st.st_dev, st.st_ino) {
+            Ok(true) => Ok(State::Running(pid)),
+            // Released meanwhile: a stale file after all.
+            Ok(false) if !lock_is_held(fd) => Ok(State::Stale(read_pid(fd))),
+            Ok(false) => Ok(State::Foreign(pid)),
+            Err(e) => Err(e),
         }
     })();
     sys::close(fd);
@@ -449,8 +482,12 @@ fn pidfd_signal(pfd: c_int, sig: c_int) -> Res<()> {
 /// Sends `sig` to the process holding the PID file at `path` and returns its pid — only while
 /// it provably holds the lock. `ESRCH` when nobody holds it (a stale file's pid is never
 /// signalled), `ENOENT` when there is no file, `EAGAIN` when the holder has not written its
-/// pid yet. The target is pinned with a pidfd, then the lock and the content are checked
-/// again, so a pid recycled in between is not signalled.
+/// pid yet, [`ERR_FOREIGN`] (`EBUSY`) when the lock is held by a process other than the pid
+/// in the file, `EACCES`/`EPERM` when that cannot be told (another user's process). The target
+/// is pinned with a pidfd, then the kernel is asked whether that very process holds the lock
+/// through one of its fds ([`crate::procfs::holds_flock`]) and the content is read again, so
+/// neither a recycled pid nor a process named in a file whose lock somebody else took is
+/// signalled.
 pub fn kill(path: &CStr, sig: c_int) -> Res<i32> {
     let (pid, pfd) = kill_pinned(path, sig)?;
     if pfd >= 0 {
@@ -479,15 +516,18 @@ pub(crate) fn kill_pinned(path: &CStr, sig: c_int) -> Res<(i32, c_int)> {
         if pid <= 0 {
             return Err(Errno(libc::EAGAIN));
         }
+        // Is the pid in the file the holder? Asked with the process pinned (below), so the
+        // answer is about the process that would be signalled.
+        let proven = |fd: c_int| -> Res<()> {
+            match procfs::holds_flock(pid, st.st_dev, st.st_ino)? {
+                true if read_pid(fd) == Some(pid) => Ok(()),
+                _ if lock_is_held(fd) && read_pid(fd) == Some(pid) => Err(Errno(ERR_FOREIGN)),
+                _ => Err(Errno(libc::ESRCH)), // released or rewritten meanwhile
+            }
+        };
         match pidfd_open(pid) {
             Ok(pfd) => {
-                // Re-check with the process pinned: still locked, still the same pid.
-                let same = lock_is_held(fd) && read_pid(fd) == Some(pid);
-                let res = if same {
-                    pidfd_signal(pfd, sig)
-                } else {
-                    Err(Errno(libc::ESRCH))
-                };
+                let res = proven(fd).and_then(|()| pidfd_signal(pfd, sig));
                 match res {
                     Ok(()) => Ok((pid, pfd)),
                     Err(e) => {
@@ -496,14 +536,15 @@ pub(crate) fn kill_pinned(path: &CStr, sig: c_int) -> Res<(i32, c_int)> {
                     }
                 }
             }
+            // No such process: the pid in the file is dead, yet the lock is held — by
+            // somebody else, unless it was released or rewritten meanwhile.
+            Err(Errno(libc::ESRCH)) if lock_is_held(fd) && read_pid(fd) == Some(pid) => {
+                Err(Errno(ERR_FOREIGN))
+            }
             Err(Errno(libc::ENOSYS)) => {
-                // No pidfd on this kernel: the lock re-check narrows the window as far as
-                // the kernel allows.
-                if lock_is_held(fd) && read_pid(fd) == Some(pid) {
-                    crate::signals::send(pid, sig).map(|_| (pid, -1))
-                } else {
-                    Err(Errno(libc::ESRCH))
-                }
+                // No pidfd on this kernel: the same proof, then the pid; the window between
+                // them is as narrow as the kernel allows.
+                proven(fd).and_then(|()| crate::signals::send(pid, sig).map(|_| (pid, -1)))
             }
             Err(e) => Err(e),
         }
@@ -526,6 +567,22 @@ mod rust {
             context: format!("pid file {}", path.display()),
             source: std::io::Error::from_raw_os_error(libc::EINVAL),
         })
+    }
+
+    /// `EACCES`/`EPERM` from the holder check: the pid's fds could not be inspected.
+    fn unverifiable(path: &Path, e: Errno) -> Error {
+        if e.0 == libc::EACCES || e.0 == libc::EPERM {
+            return Error::Io {
+                context: format!(
+                    "pid file {}: locked, but whether the pid in it holds the lock cannot be \
+                     verified (its /proc entries are not readable: run as root or as the \
+                     daemon's user); nobody signalled",
+                    path.display()
+                ),
+                source: std::io::Error::from_raw_os_error(e.0),
+            };
+        }
+        ctx(path, e)
     }
 
     fn ctx(path: &Path, e: Errno) -> Error {
@@ -571,6 +628,13 @@ mod rust {
                     pid,
                 }) => Err(Error::AlreadyRunning {
                     pid: pid.max(0) as u32,
+                }),
+                Err(OpenError {
+                    errno: Errno(ERR_FOREIGN),
+                    pid,
+                }) => Err(Error::LockedByOther {
+                    path,
+                    pid: (pid > 0).then_some(pid as u32),
                 }),
                 Err(OpenError {
                     errno: Errno(libc::EINVAL),
@@ -624,7 +688,7 @@ mod rust {
         /// Whether a daemon holds `path` (from the lock).
         pub fn check(path: impl AsRef<Path>) -> Result<State, Error> {
             let path = path.as_ref();
-            check(&c_path(path)?).map_err(|e| ctx(path, e))
+            check(&c_path(path)?).map_err(|e| unverifiable(path, e))
         }
         /// Signals the holder of `path` while it provably holds the lock; returns its pid.
         pub fn kill(path: impl AsRef<Path>, sig: c_int) -> Result<i32, Error> {
@@ -643,7 +707,14 @@ mod rust {
                 Err(Errno(libc::ESRCH | libc::ENOENT)) => Err(Error::NotRunning {
                     path: path.to_path_buf(),
                 }),
-                Err(e) => Err(ctx(path, e)),
+                Err(Errno(ERR_FOREIGN)) => Err(Error::LockedByOther {
+                    path: path.to_path_buf(),
+                    pid: match Pidfile::check(path) {
+                        Ok(State::Foreign(p)) => Some(p as u32),
+                        _ => None,
+                    },
+                }),
+                Err(e) => Err(unverifiable(path, e)),
             }
         }
     }
@@ -804,7 +875,8 @@ mod rust {
             // KILL whoever holds the lock now (checked again), and the process TERM went to.
             let mut killed = match Pidfile::signal_holder(path, libc::SIGKILL, wait) {
                 Ok(_) => true,
-                Err(Error::NotRunning { .. }) => false,
+                // Somebody else holds the lock now: only the pinned process is killed.
+                Err(Error::NotRunning { .. } | Error::LockedByOther { .. }) => false,
                 Err(e) => return Err(e),
             };
             if let Some(fd) = &pidfd {
@@ -836,9 +908,19 @@ mod rust {
         }
     }
 
+    /// `pid file P: locked by another process, not the pid in the file (PID N, not
+    /// signalled)` — the one text for [`State::Foreign`] and [`Error::LockedByOther`].
+    pub fn foreign_text(path: &Path, pid: Option<i32>) -> String {
+        let pid = pid.map_or(String::new(), |p| format!(" (PID {p}, not signalled)"));
+        format!(
+            "pid file {}: locked by another process, not the pid in the file{pid}",
+            path.display()
+        )
+    }
+
     impl State {
         /// One line for a `status` command: `running (PID: N)`, `dead, but the pid file P
-        /// remains (stale PID: N)`, `not running`.
+        /// remains (stale PID: N)`, `not running`, or the [`foreign_text`].
         pub fn describe(&self, path: &Path) -> String {
             match self {
                 State::Running(pid) if *pid > 0 => format!("running (PID: {pid})"),
@@ -847,16 +929,19 @@ mod rust {
                     let pid = pid.map_or(String::new(), |p| format!(" (stale PID: {p})"));
                     format!("dead, but the pid file {} remains{pid}", path.display())
                 }
+                State::Foreign(pid) => foreign_text(path, Some(*pid)),
                 State::Absent => "not running".into(),
             }
         }
 
-        /// The LSB `status` exit code: 0 running, 1 dead with a stale PID file, 3 not running.
+        /// The LSB `status` exit code: 0 running, 1 dead with a stale PID file, 3 not running,
+        /// 4 unknown (locked by a process other than the pid in the file).
         pub fn lsb_status(&self) -> u8 {
             match self {
                 State::Running(_) => 0,
                 State::Stale(_) => 1,
                 State::Absent => 3,
+                State::Foreign(_) => 4,
             }
         }
     }
@@ -874,7 +959,7 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::{default_path, Pidfile, Stopped};
+pub use rust::{default_path, foreign_text, Pidfile, Stopped};
 
 #[cfg(all(test, feature = "std"))]
 mod tests {

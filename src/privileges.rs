@@ -5,6 +5,17 @@
 //! `setresuid`; then verify that real, effective and saved ids are all the target, that the
 //! supplementary groups are exactly the target's, and that `setuid(0)` fails. A failure before
 //! `setresuid` puts the groups and gid back, so the process is never left half-dropped.
+//!
+//! What is refused, and why (`EINVAL` unless said otherwise):
+//! * a malformed name: empty, longer than 255 bytes, with whitespace or control characters,
+//!   a `:` or `,`, or a leading `-` or `+` (`" nobody"` would otherwise pass as a number, and
+//!   no account database accepts such names);
+//! * a numeric uid with no passwd entry unless a group is given too (`ESRCH`, as an unknown
+//!   user): without an entry there is no primary group and no group list, and guessing
+//!   gid = uid would hand out a group nobody chose; with an explicit group the process gets
+//!   that group and no supplementary groups;
+//! * uid 0 as the target: not a privilege drop, and the verification (`setuid(0)` must
+//!   fail) cannot hold.
 
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_char, c_int, CStr};
@@ -81,17 +92,39 @@ impl User {
     }
 }
 
+/// A decimal id, digits only (no sign, no whitespace), below `u32::MAX` (which is `-1`).
 fn numeric(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
     sys::parse_u64(s)
         .filter(|&v| v < u32::MAX as u64)
         .map(|v| v as u32)
 }
 
-/// Resolves a user name or number. `ESRCH` when unknown.
+/// True for a user or group name (or number) worth looking up; see the module docs.
+pub fn well_formed(s: &[u8]) -> bool {
+    !s.is_empty()
+        && s.len() < 256
+        && !matches!(s[0], b'-' | b'+')
+        && s.iter()
+            .all(|&c| c > b' ' && c != 0x7f && c != b':' && c != b',')
+}
+
+/// Resolves a user name or number. `ESRCH` when unknown (a number without a passwd entry
+/// too), `EINVAL` for a malformed name.
 pub fn lookup_user(spec: &CStr) -> Res<User> {
+    lookup_user_or_id(spec)?.ok_or(Errno(ERR_UNKNOWN_USER))
+}
+
+/// [`lookup_user`], except that a number without a passwd entry gives `Ok(None)`.
+fn lookup_user_or_id(spec: &CStr) -> Res<Option<User>> {
     let bytes = spec.to_bytes();
     if bytes.is_empty() {
         return Err(Errno(ERR_UNKNOWN_USER));
+    }
+    if !well_formed(bytes) {
+        return Err(Errno(libc::EINVAL));
     }
     let mut buf = LookupBuf::new();
     loop {
@@ -119,7 +152,7 @@ pub fn lookup_user(spec: &CStr) -> Res<User> {
             if name.len() < u.name.len() {
                 u.name[..name.len()].copy_from_slice(name);
             }
-            return Ok(u);
+            return Ok(Some(u));
         }
         if rc != 0
             && rc != libc::ENOENT
@@ -129,23 +162,23 @@ pub fn lookup_user(spec: &CStr) -> Res<User> {
         {
             return Err(Errno(rc));
         }
-        // Not found: a numeric id is still a valid target.
+        // Not found: a number may still be a target, with an explicit group (see drop_to).
         return match numeric(bytes) {
-            Some(uid) => Ok(User {
-                uid,
-                gid: uid,
-                name: [0; 256],
-            }),
+            Some(_) => Ok(None),
             None => Err(Errno(ERR_UNKNOWN_USER)),
         };
     }
 }
 
-/// Resolves a group name or number. `ENOENT` when unknown.
+/// Resolves a group name or number (a number needs no group entry). `ENOENT` when unknown,
+/// `EINVAL` for a malformed name.
 pub fn lookup_group(spec: &CStr) -> Res<u32> {
     let bytes = spec.to_bytes();
     if bytes.is_empty() {
         return Err(Errno(ERR_UNKNOWN_GROUP));
+    }
+    if !well_formed(bytes) {
+        return Err(Errno(libc::EINVAL));
     }
     if let Some(gid) = numeric(bytes) {
         return Ok(gid);
@@ -224,14 +257,26 @@ fn ids() -> ([libc::uid_t; 3], [libc::gid_t; 3]) {
 
 /// Drops to `user` (name or number) and `group` (name or number; `None`: the user's primary
 /// group), with the user's supplementary groups. See the module docs for the order and the
-/// checks. Errors: `ESRCH` unknown user, `ENOENT` unknown group, `EPERM` not root (when not
-/// already exactly the target), `ENOTRECOVERABLE` verification failed after the switch (exit!).
+/// checks. Errors: `ESRCH` unknown user (or a number without a passwd entry and no group),
+/// `ENOENT` unknown group, `EINVAL` a malformed name or uid 0 as the target, `EPERM` not root
+/// (when not already exactly the target), `ENOTRECOVERABLE` verification failed after the
+/// switch (exit!).
 pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
-    let u = lookup_user(user)?;
     let gid = match group {
-        Some(g) => lookup_group(g)?,
-        None => u.gid,
+        Some(g) => Some(lookup_group(g)?),
+        None => None,
     };
+    let u = match (lookup_user_or_id(user)?, gid) {
+        (Some(u), _) => u,
+        // A bare uid with an explicit group: that group alone (no entry, no group list).
+        (None, Some(gid)) => User {
+            uid: numeric(user.to_bytes()).ok_or(Errno(ERR_UNKNOWN_USER))?,
+            gid,
+            name: [0; 256],
+        },
+        (None, None) => return Err(Errno(ERR_UNKNOWN_USER)),
+    };
+    let gid = gid.unwrap_or(u.gid);
     let mut want = [0 as libc::gid_t; MAX_GROUPS];
     let nwant = target_groups(&u, gid, &mut want);
 
@@ -247,6 +292,12 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
         } else {
             Err(Errno(ERR_NOT_ROOT))
         };
+    }
+
+    // As root, uid 0 as the target would "succeed" with nothing dropped, and setuid(0)
+    // would not fail afterwards: refused. (Without root the branch above says EPERM.)
+    if u.uid == 0 {
+        return Err(Errno(libc::EINVAL));
     }
 
     let mut saved = [0 as libc::gid_t; MAX_GROUPS];
@@ -286,7 +337,7 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
         return Err(Errno(ERR_VERIFY));
     }
     // SAFETY: setuid(0) must fail now; if it succeeds we are root again and say so.
-    if u.uid != 0 && unsafe { libc::setuid(0) } == 0 {
+    if unsafe { libc::setuid(0) } == 0 {
         return Err(Errno(ERR_VERIFY));
     }
     Ok(())
@@ -313,6 +364,14 @@ mod rust {
             ERR_UNKNOWN_GROUP => Error::UnknownGroup(group.unwrap_or("").to_string()),
             ERR_NOT_ROOT => Error::NotRoot {
                 user: user.to_string(),
+            },
+            libc::EINVAL => Error::Io {
+                context: format!(
+                    "cannot switch to user '{user}'{}: malformed name, or uid 0 (not a \
+                     privilege drop)",
+                    group.map_or(String::new(), |g| format!(" and group '{g}'"))
+                ),
+                source: std::io::Error::from_raw_os_error(libc::EINVAL),
             },
             n => Error::Io {
                 context: format!("cannot switch to user '{user}'"),

@@ -18,6 +18,8 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 static PENDING: AtomicU64 = AtomicU64::new(0);
 /// Signals registered through this module (same bit layout).
 static REGISTERED: AtomicU64 = AtomicU64::new(0);
+/// Registered signals whose handler was installed without `SA_RESTART` ([`NO_RESTART`]).
+static NO_RESTART_SET: AtomicU64 = AtomicU64::new(0);
 /// Deliveries per signal since the last [`take_count`] (TTIN ×5 must mean five).
 static COUNTS: [AtomicU32; 65] = [const { AtomicU32::new(0) }; 65];
 /// The last signal [`next`] returned: the search for the next one starts after it, so a
@@ -56,9 +58,42 @@ fn bit(sig: c_int) -> u64 {
     1u64 << (sig - 1)
 }
 
+/// [`open_flags`]: install the handlers without `SA_RESTART`, so that a blocking call the
+/// signal interrupts fails with `EINTR` instead of being restarted (for programs whose
+/// blocking reads or waits must notice a signal).
+pub const NO_RESTART: u32 = 1;
+/// Every [`open_flags`] flag.
+pub const ALL_FLAGS: u32 = NO_RESTART;
+
 /// True for a signal number that can be caught (1..=64, not KILL or STOP).
 pub fn catchable(sig: c_int) -> bool {
     (1..=64).contains(&sig) && sig != libc::SIGKILL && sig != libc::SIGSTOP
+}
+
+/// True for a signal the self-pipe can carry: catchable, and not one the kernel raises
+/// synchronously for a fault of the interrupted instruction (SEGV, BUS, FPE, ILL, TRAP, SYS).
+/// A handler that only writes a byte returns to the faulting instruction, which faults again
+/// for ever: such a fault must crash (or be handled in place), never be queued.
+pub fn pipeable(sig: c_int) -> bool {
+    catchable(sig)
+        && !matches!(
+            sig,
+            libc::SIGSEGV
+                | libc::SIGBUS
+                | libc::SIGFPE
+                | libc::SIGILL
+                | libc::SIGTRAP
+                | libc::SIGSYS
+        )
+}
+
+/// True when this process (not a parent it was forked from) has signals registered: the
+/// pipe is in use. The supervisor refuses to run then (`EBUSY`): its loop would drain the
+/// caller's signals and its end would tear the caller's registration down.
+pub fn registered_here() -> bool {
+    REGISTERED.load(Ordering::SeqCst) != 0
+        && PIPE_R.load(Ordering::SeqCst) >= 0
+        && PIPE_PID.load(Ordering::SeqCst) == sys::getpid()
 }
 
 /// The signal handler. Async-signal-safe: it touches only atomics, errno and `write(2)`.
@@ -79,11 +114,23 @@ extern "C" fn on_signal(sig: c_int) {
 }
 
 /// Registers `sigs` and returns the read fd. Calling it again adds signals to the same pipe
-/// and returns the same fd (in a forked child: a pipe of its own). `EINVAL` for an
-/// uncatchable or out-of-range signal, or one libc reserves (nothing is registered then).
+/// and returns the same fd (in a forked child: a pipe of its own). `EINVAL` for a signal the
+/// pipe cannot carry (KILL, STOP, the synchronous faults: see [`pipeable`]), an
+/// out-of-range one, or one libc reserves (nothing is registered then). The handlers are
+/// installed with `SA_RESTART`; see [`open_flags`] for the other choice.
 pub fn open(sigs: &[c_int]) -> Res<c_int> {
+    open_flags(sigs, 0)
+}
+
+/// [`open`] with `flags` ([`NO_RESTART`]; unknown bits: `EINVAL`). The flags apply to the
+/// signals of this call; naming an already registered signal again switches it to these
+/// flags (its saved previous disposition stays the one from before the first registration).
+pub fn open_flags(sigs: &[c_int], flags: u32) -> Res<c_int> {
+    if flags & !ALL_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
     for &s in sigs {
-        if !catchable(s) || !settable(s) {
+        if !pipeable(s) || !settable(s) {
             return Err(Errno(libc::EINVAL));
         }
     }
@@ -105,8 +152,9 @@ pub fn open(sigs: &[c_int]) -> Res<c_int> {
         PIPE_R.store(r, Ordering::SeqCst);
     }
     let before = REGISTERED.load(Ordering::SeqCst);
+    let restart = flags & NO_RESTART == 0;
     for &s in sigs {
-        if let Err(e) = install(s) {
+        if let Err(e) = install(s, restart) {
             // Nothing registered on error: undo this call's installs (and the pipe if this
             // call created it).
             uninstall(REGISTERED.load(Ordering::SeqCst) & !before);
@@ -143,6 +191,7 @@ fn uninstall(bits: u64) {
         }
     }
     REGISTERED.fetch_and(!bits, Ordering::SeqCst);
+    NO_RESTART_SET.fetch_and(!bits, Ordering::SeqCst);
 }
 
 /// Forgets every pending signal and delivery count. Async-signal-safe (atomics only).
@@ -166,21 +215,35 @@ fn close_pipe() {
     }
 }
 
-/// Installs the handler for one signal (LOCK held), saving the previous action once.
-fn install(sig: c_int) -> Res<()> {
-    if REGISTERED.load(Ordering::SeqCst) & bit(sig) != 0 {
+/// Installs the handler for one signal (LOCK held), with or without `SA_RESTART`, saving the
+/// previous action the first time.
+fn install(sig: c_int, restart: bool) -> Res<()> {
+    let registered = REGISTERED.load(Ordering::SeqCst) & bit(sig) != 0;
+    let was_restart = NO_RESTART_SET.load(Ordering::SeqCst) & bit(sig) == 0;
+    if registered && was_restart == restart {
         return Ok(());
     }
     // SAFETY: a zeroed sigaction is a valid starting point; we fill handler, mask and flags.
     let mut sa: libc::sigaction = unsafe { core::mem::zeroed() };
     sa.sa_sigaction = on_signal as *const () as usize;
-    sa.sa_flags = libc::SA_RESTART;
+    sa.sa_flags = if restart { libc::SA_RESTART } else { 0 };
     // SAFETY: sa.sa_mask is a valid sigset_t.
     unsafe { libc::sigfillset(&mut sa.sa_mask) };
-    // SAFETY: OLD is only touched under LOCK, which the caller holds.
-    let slot = unsafe { &mut (*OLD.0.get())[sig as usize] };
-    // SAFETY: sa is initialized; slot is valid storage for the old action.
-    sys::cvt(unsafe { libc::sigaction(sig, &sa, slot.as_mut_ptr()) })?;
+    if registered {
+        // Only the flags change; the saved previous action stays.
+        // SAFETY: sa is initialized.
+        sys::cvt(unsafe { libc::sigaction(sig, &sa, core::ptr::null_mut()) })?;
+    } else {
+        // SAFETY: OLD is only touched under LOCK, which the caller holds.
+        let slot = unsafe { &mut (*OLD.0.get())[sig as usize] };
+        // SAFETY: sa is initialized; slot is valid storage for the old action.
+        sys::cvt(unsafe { libc::sigaction(sig, &sa, slot.as_mut_ptr()) })?;
+    }
+    if restart {
+        NO_RESTART_SET.fetch_and(!bit(sig), Ordering::SeqCst);
+    } else {
+        NO_RESTART_SET.fetch_or(bit(sig), Ordering::SeqCst);
+    }
     REGISTERED.fetch_or(bit(sig), Ordering::SeqCst);
     // Deliver it even if the caller had it blocked.
     // SAFETY: a zeroed sigset_t is valid storage; sigemptyset/sigaddset initialize it.
@@ -312,6 +375,7 @@ pub fn reset_child() {
         libc::sigprocmask(libc::SIG_SETMASK, &set, core::ptr::null_mut());
     }
     REGISTERED.store(0, Ordering::SeqCst);
+    NO_RESTART_SET.store(0, Ordering::SeqCst);
     forget_pending();
     close_pipe();
     // A child forked while another thread held LOCK must not inherit it held.
@@ -341,6 +405,68 @@ pub fn set_mask(mask: &libc::sigset_t) {
     sys::thread_sigmask(libc::SIG_SETMASK, Some(mask), None);
 }
 
+/// The signal state an `execve` in this same process would pass on, set aside so that the new
+/// image starts as a program does from outside (every ignored disposition back to `SIG_DFL`,
+/// an empty mask), and put back by [`ExecState::restore`] when the exec fails. Used by the
+/// re-exec in place; a forked child uses [`reset_child`] instead.
+pub struct ExecState {
+    ignored: u64,
+    mask: libc::sigset_t,
+}
+
+impl ExecState {
+    /// Blocks every signal while the ignored ones are set to `SIG_DFL` (so none of them can
+    /// meet its default action meanwhile), then empties the mask for the exec. In the instant
+    /// between that and the exec a signal reaching a formerly ignored disposition takes its
+    /// default action; a handled one runs its handler as before.
+    pub fn reset() -> ExecState {
+        let mask = block_all();
+        let mut ignored = 0u64;
+        for sig in 1..=64 {
+            if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                continue;
+            }
+            // SAFETY: querying and setting plain dispositions with zeroed (valid) structs.
+            unsafe {
+                let mut old: libc::sigaction = core::mem::zeroed();
+                if libc::sigaction(sig, core::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+                {
+                    let mut sa: libc::sigaction = core::mem::zeroed();
+                    sa.sa_sigaction = libc::SIG_DFL;
+                    if libc::sigaction(sig, &sa, core::ptr::null_mut()) == 0 {
+                        ignored |= bit(sig);
+                    }
+                }
+            }
+        }
+        // SAFETY: a zeroed sigset_t is valid storage; sigemptyset initializes it.
+        let empty = unsafe {
+            let mut set: libc::sigset_t = core::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            set
+        };
+        sys::thread_sigmask(libc::SIG_SETMASK, Some(&empty), None);
+        ExecState { ignored, mask }
+    }
+
+    /// Puts back the ignored dispositions and the mask (the exec failed).
+    pub fn restore(self) {
+        block_all();
+        for sig in 1..=64 {
+            if self.ignored & bit(sig) != 0 {
+                // SAFETY: a zeroed sigaction with SIG_IGN is valid.
+                unsafe {
+                    let mut sa: libc::sigaction = core::mem::zeroed();
+                    sa.sa_sigaction = libc::SIG_IGN;
+                    libc::sigaction(sig, &sa, core::ptr::null_mut());
+                }
+            }
+        }
+        set_mask(&self.mask);
+    }
+}
+
 /// Ignores SIGPIPE (so a closed peer gives `EPIPE` instead of killing the process).
 /// Async-signal-safe (sigaction only): a forked worker calls it before its hook.
 pub fn ignore_sigpipe() -> Res<()> {
@@ -367,8 +493,26 @@ mod rust {
     use std::os::fd::BorrowedFd;
     use std::time::Duration;
 
-    /// The process's signal pipe for a set of signals. Dropping it restores the previous
-    /// dispositions and closes the pipe.
+    use core::sync::atomic::{AtomicI32, Ordering};
+
+    bitflags::bitflags! {
+        /// How [`Signals::with_flags`] installs its handlers.
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct SignalFlags: u32 {
+            /// Without `SA_RESTART`: a blocking call the signal interrupts fails with
+            /// `EINTR` (`io::ErrorKind::Interrupted`) instead of being restarted.
+            const NO_RESTART = super::NO_RESTART;
+        }
+    }
+
+    /// The process that holds the one live [`Signals`] (0: none). Signal dispositions are
+    /// process-wide, so there is one owner: a second `Signals::new` is refused (`EBUSY`)
+    /// instead of handing out a second owner of the same pipe, whose drop would close the fd
+    /// the first still returns. A forked child is not the owner and may make its own.
+    static OWNER: AtomicI32 = AtomicI32::new(0);
+
+    /// The process's signal pipe for a set of signals — one per process. Dropping it restores
+    /// the previous dispositions and closes the pipe.
     ///
     /// ```no_run
     /// let sigs = daemonkit::Signals::new(&[libc::SIGHUP, libc::SIGTERM]).unwrap();
@@ -378,25 +522,58 @@ mod rust {
         fd: c_int,
     }
 
+    fn err(sigs: &[c_int], e: Errno) -> io::Error {
+        let os = io::Error::from_raw_os_error(e.0);
+        let why = match e.0 {
+            libc::EBUSY => "a Signals already owns this process's signal pipe (one per \
+                            process: add signals to it, or drop it first)"
+                .to_string(),
+            libc::EINVAL => format!(
+                "{os} (KILL, STOP and the synchronous faults SEGV, BUS, FPE, ILL, TRAP, SYS \
+                 cannot go through a pipe)"
+            ),
+            _ => os.to_string(),
+        };
+        io::Error::new(
+            os.kind(),
+            format!("cannot register signals {sigs:?}: {why}"),
+        )
+    }
+
     impl Signals {
-        /// Registers `sigs` (any catchable signal; KILL/STOP are refused).
+        /// Registers `sigs` (catchable signals other than the synchronous faults), with
+        /// `SA_RESTART`. `EBUSY` while another `Signals` of this process lives.
         pub fn new(sigs: &[c_int]) -> io::Result<Signals> {
-            let fd = open(sigs).map_err(|e| {
-                io::Error::new(
-                    io::Error::from_raw_os_error(e.0).kind(),
-                    format!(
-                        "cannot register signals {sigs:?}: {}",
-                        io::Error::from_raw_os_error(e.0)
-                    ),
-                )
-            })?;
-            Ok(Signals { fd })
+            Signals::with_flags(sigs, SignalFlags::empty())
         }
-        /// Adds more signals to the same pipe.
+        /// [`Signals::new`] with `flags` (e.g. [`SignalFlags::NO_RESTART`]).
+        pub fn with_flags(sigs: &[c_int], flags: SignalFlags) -> io::Result<Signals> {
+            let me = sys::getpid();
+            let prev = OWNER.load(Ordering::SeqCst);
+            if prev == me
+                || OWNER
+                    .compare_exchange(prev, me, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_err()
+            {
+                return Err(err(sigs, Errno(libc::EBUSY)));
+            }
+            match open_flags(sigs, flags.bits()) {
+                Ok(fd) => Ok(Signals { fd }),
+                Err(e) => {
+                    OWNER.store(0, Ordering::SeqCst);
+                    Err(err(sigs, e))
+                }
+            }
+        }
+        /// Adds more signals to the same pipe (with `SA_RESTART`).
         pub fn add(&self, sigs: &[c_int]) -> io::Result<()> {
-            open(sigs)
+            self.add_with_flags(sigs, SignalFlags::empty())
+        }
+        /// Adds more signals to the same pipe with `flags`.
+        pub fn add_with_flags(&self, sigs: &[c_int], flags: SignalFlags) -> io::Result<()> {
+            open_flags(sigs, flags.bits())
                 .map(|_| ())
-                .map_err(|e| io::Error::from_raw_os_error(e.0))
+                .map_err(|e| err(sigs, e))
         }
         /// The readable fd to watch in an event loop.
         pub fn as_fd(&self) -> BorrowedFd<'_> {
@@ -424,6 +601,8 @@ mod rust {
     impl Drop for Signals {
         fn drop(&mut self) {
             close();
+            let me = sys::getpid();
+            let _ = OWNER.compare_exchange(me, 0, Ordering::SeqCst, Ordering::SeqCst);
         }
     }
 
@@ -433,4 +612,4 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::{ignore_sigpipe as rust_ignore_sigpipe, Signals};
+pub use rust::{ignore_sigpipe as rust_ignore_sigpipe, SignalFlags, Signals};

@@ -71,6 +71,10 @@ pub mod event {
     pub const WORKERS_CHANGED: i32 = 14;
     /// A worker reported a startup failure: pid, value = its code.
     pub const WORKER_FAILED: i32 = 15;
+    /// A rolling restart was abandoned because a new worker exited before it was ready (a
+    /// program that binds its own port gets EADDRINUSE, say): pid of that worker, value =
+    /// its wait status. The old generation keeps serving.
+    pub const RELOAD_FAILED: i32 = 16;
 }
 
 /// How [`Supervisor::run`] ended (in the master).
@@ -93,6 +97,9 @@ struct Slot {
     stop_at: u64,
     generation: u32,
     index: u32,
+    /// A USR1 arrived before this worker was ready: forwarded once it is (a worker that has
+    /// not installed its handler yet would die of the default action).
+    usr1_held: bool,
 }
 
 const EMPTY: Slot = Slot {
@@ -104,6 +111,7 @@ const EMPTY: Slot = Slot {
     stop_at: u64::MAX,
     generation: 0,
     index: 0,
+    usr1_held: false,
 };
 
 /// A supervisor's configuration and state. Create with [`Supervisor::new`], configure, then
@@ -221,6 +229,11 @@ impl Supervisor {
             libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut old) == 0
                 && old.sa_sigaction == libc::SIG_IGN
         };
+        // The supervisor owns the process's signal pipe for the run and closes it at the end:
+        // a registration the caller made would be drained by this loop and torn down after.
+        if signals::registered_here() {
+            return Err(Errno(libc::EBUSY));
+        }
         let sigfd = signals::open(&[
             libc::SIGHUP,
             libc::SIGTERM,
@@ -365,6 +378,9 @@ impl Supervisor {
             self.slots[i].ready = true;
             self.crashes = 0;
             self.emit(event::WORKER_READY, self.slots[i].pid, value);
+            if core::mem::take(&mut self.slots[i].usr1_held) {
+                let _ = signals::send(self.slots[i].pid, libc::SIGUSR1);
+            }
         }
     }
 
@@ -439,14 +455,35 @@ impl Supervisor {
                 } else {
                     0
                 };
-                for s in self.live() {
-                    let _ = signals::send(s.pid, libc::SIGUSR1);
+                // Only to workers that are ready: a new one may still have the default action
+                // (death) for USR1. The others get it once they report ready.
+                for s in self.slots.iter_mut().filter(|s| s.pid > 0) {
+                    if s.ready {
+                        let _ = signals::send(s.pid, libc::SIGUSR1);
+                    } else {
+                        s.usr1_held = true;
+                    }
                 }
                 self.emit(event::LOG_REOPENED, self.master, r);
             }
             libc::SIGUSR2 if !self.stopping => self.begin_upgrade(),
             _ => {}
         }
+    }
+
+    /// A new worker of a rolling restart exited before it was ready: stop the roll and keep
+    /// the old generation serving (its workers become the current generation again), rather
+    /// than stopping good workers for new ones that cannot start. A program that binds its
+    /// own port instead of using the inherited listeners fails exactly so (`EADDRINUSE`
+    /// while the old copy holds the port).
+    fn abandon_roll(&mut self, pid: i32, status: c_int) {
+        self.rolling = false;
+        let cur = self.generation;
+        for s in self.slots.iter_mut().filter(|s| s.pid > 0 && !s.stopping) {
+            s.generation = cur;
+        }
+        let _ = crate::notify::ready();
+        self.emit(event::RELOAD_FAILED, pid, status);
     }
 
     fn begin_stop(&mut self) {
@@ -589,6 +626,9 @@ impl Supervisor {
             if self.stopping || s.stopping {
                 continue;
             }
+            if self.rolling && s.generation == self.generation && !s.ready {
+                self.abandon_roll(s.pid, st);
+            }
             let clean = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
             let quick = now.saturating_sub(s.started) < 1000;
             if clean && (s.ready || !quick) {
@@ -626,7 +666,13 @@ impl Supervisor {
             }
             if active <= target {
                 if now >= self.next_spawn {
-                    let _ = self.spawn();
+                    // A replacement takes the index of the old worker it replaces (the oldest,
+                    // stopped once this one is ready); a missing worker gets a free index.
+                    let index = match self.oldest(|s| s.generation < cur) {
+                        Some(o) if active == target => self.slots[o].index,
+                        _ => self.free_index(),
+                    };
+                    let _ = self.spawn(index);
                 }
             } else if let Some(i) = self.oldest(|s| s.generation < cur) {
                 self.stop_one(i);
@@ -635,15 +681,14 @@ impl Supervisor {
         }
         if active < target && now >= self.next_spawn {
             for _ in active..target {
-                if self.spawn().is_err() {
+                if self.spawn(self.free_index()).is_err() {
                     break;
                 }
             }
         } else if active > target {
             for _ in target..active {
-                // Prefer one not ready yet, else the newest.
-                let i = self.newest(|s| !s.ready).or_else(|| self.newest(|_| true));
-                if let Some(i) = i {
+                // The highest index goes, so the others keep 0..N-1 (the newest of equals).
+                if let Some(i) = self.highest() {
                     self.stop_one(i);
                 }
             }
@@ -656,10 +701,20 @@ impl Supervisor {
             .min_by_key(|&i| self.slots[i].started)
     }
 
-    fn newest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
+    /// The running (not stopping) worker with the highest index, the newest of equals.
+    fn highest(&self) -> Option<usize> {
         (0..MAX_WORKERS)
-            .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i]))
-            .max_by_key(|&i| self.slots[i].started)
+            .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping)
+            .max_by_key(|&i| (self.slots[i].index, self.slots[i].started))
+    }
+
+    /// The lowest index no running worker has: the slot a new worker fills (0..N-1).
+    fn free_index(&self) -> u32 {
+        let mut index = 0u32;
+        while self.live().any(|s| !s.stopping && s.index == index) {
+            index += 1;
+        }
+        index
     }
 
     /// TERMs one worker; [`Self::kill_overdue`] kills it if it still runs after the graceful
@@ -685,14 +740,11 @@ impl Supervisor {
         }
     }
 
-    fn spawn(&mut self) -> Res<()> {
+    /// Forks a worker for slot `index` (0..N-1, see [`Self::free_index`]).
+    fn spawn(&mut self, index: u32) -> Res<()> {
         let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else {
             return Err(Errno(libc::EAGAIN));
         };
-        let mut index = 0u32;
-        while self.live().any(|s| !s.stopping && s.index == index) {
-            index += 1;
-        }
         let mut prepared = if self.exec_argv.is_null() {
             None
         } else {
@@ -742,6 +794,7 @@ impl Supervisor {
             stop_at: u64::MAX,
             generation: self.generation,
             index,
+            usr1_held: false,
         };
         self.emit(event::SPAWNED, pid, index as i32);
         Ok(())
@@ -765,7 +818,10 @@ impl Supervisor {
         }
         signals::reset_child();
         fds::reset_log_lock_in_child();
-        if self.sigpipe_ignored {
+        // An in-process worker is the same program: it keeps the master's ignored SIGPIPE. A
+        // program a worker executes starts with every disposition at its default, as it
+        // would outside.
+        if self.sigpipe_ignored && prepared.is_none() {
             let _ = signals::ignore_sigpipe();
         }
         sys::close(r);
@@ -802,111 +858,176 @@ impl Default for Supervisor {
     }
 }
 
-/// The log line for an event when the caller set no callback (stderr, one line).
-pub fn default_log(kind: i32, pid: i32, value: i32) {
-    let mut b = sys::Buf::<160>::new();
-    b.push(b"daemonkit: ");
-    let num = |b: &mut sys::Buf<160>, v: i32| {
+/// Room for any event description ([`describe_event`]).
+pub const EVENT_TEXT_MAX: usize = 200;
+
+/// The one description of a supervisor event, used by the default log, the C ABI
+/// (`dk_event_describe`) and through it the Perl and Zig bindings: `worker 4242 started
+/// (index 0)`, `worker 4242 killed by signal 9`, `upgrade failed (the new generation exited
+/// before it was ready); still serving`, … No allocation; not for a signal handler (it may
+/// call `strerror_r`).
+pub fn describe_event(kind: i32, pid: i32, value: i32, b: &mut sys::Buf<EVENT_TEXT_MAX>) {
+    fn num(b: &mut sys::Buf<EVENT_TEXT_MAX>, v: i32) {
         if v < 0 {
-            b.push(b"-").push_u64((-(v as i64)) as u64);
+            b.push(b"-").push_u64(-(v as i64) as u64);
         } else {
             b.push_u64(v as u64);
         }
-    };
+    }
+    fn errno_text(b: &mut sys::Buf<EVENT_TEXT_MAX>, neg: i32) {
+        let mut msg = [0u8; 96];
+        // SAFETY: strerror_r (XSI) writes at most msg.len() bytes, NUL-terminated, into msg.
+        let ok = unsafe { libc::strerror_r(-neg, msg.as_mut_ptr().cast(), msg.len()) } == 0;
+        let end = msg.iter().position(|&c| c == 0).unwrap_or(0);
+        if ok && end > 0 {
+            b.push(&msg[..end]);
+        } else {
+            b.push(b"errno ").push_u64(-(neg as i64) as u64);
+        }
+    }
+    fn status(b: &mut sys::Buf<EVENT_TEXT_MAX>, st: i32) {
+        if libc::WIFSIGNALED(st) {
+            b.push(b"killed by signal ")
+                .push_u64(libc::WTERMSIG(st) as u64);
+        } else {
+            b.push(b"exited with status ")
+                .push_u64(libc::WEXITSTATUS(st) as u64);
+        }
+    }
+    let p = pid.max(0) as u64;
     match kind {
         event::SPAWNED => {
-            b.push(b"worker ")
-                .push_u64(pid as u64)
-                .push(b" started (index ");
-            num(&mut b, value);
+            b.push(b"worker ").push_u64(p).push(b" started (index ");
+            num(b, value);
             b.push(b")");
         }
         event::EXITED => {
-            b.push(b"worker ").push_u64(pid as u64);
-            if libc::WIFSIGNALED(value) {
-                b.push(b" killed by signal ")
-                    .push_u64(libc::WTERMSIG(value) as u64);
-            } else {
-                b.push(b" exited with status ")
-                    .push_u64(libc::WEXITSTATUS(value) as u64);
-            }
+            b.push(b"worker ").push_u64(p).push(b" ");
+            status(b, value);
         }
         event::RESPAWN_DELAYED => {
-            b.push(b"worker crashed at start; next start in ")
-                .push_u64(value as u64)
-                .push(b" ms");
+            b.push(b"worker crashed at start; next start in ");
+            num(b, value);
+            b.push(b" ms");
+        }
+        event::WORKER_READY if value < 0 => {
+            b.push(b"worker ")
+                .push_u64(p)
+                .push(b" assumed ready (no report within the ready timeout)");
         }
         event::WORKER_READY => {
-            b.push(b"worker ").push_u64(pid as u64).push(b" ready");
+            b.push(b"worker ").push_u64(p).push(b" ready");
+        }
+        event::READY if value < 0 => {
+            b.push(b"master ")
+                .push_u64(p)
+                .push(b" ready; notification failed: ");
+            errno_text(b, value);
         }
         event::READY => {
-            b.push(b"master ")
-                .push_u64(pid as u64)
-                .push(b" ready with ");
-            num(&mut b, value);
+            b.push(b"master ").push_u64(p).push(b" ready with ");
+            num(b, value);
             b.push(b" workers");
         }
         event::RELOADING => {
             b.push(b"HUP: rolling restart to generation ");
-            num(&mut b, value);
+            num(b, value);
         }
         event::RELOADED => {
             b.push(b"rolling restart done (generation ");
-            num(&mut b, value);
+            num(b, value);
             b.push(b")");
         }
         event::STOPPING => {
             b.push(b"stopping; graceful timeout ");
-            num(&mut b, value);
+            num(b, value);
             b.push(b" ms");
         }
         event::KILLED => {
             b.push(b"worker ")
-                .push_u64(pid as u64)
+                .push_u64(p)
                 .push(b" killed after the graceful timeout");
         }
         event::UPGRADE_STARTED => {
             b.push(b"upgrade: new generation ")
-                .push_u64(pid as u64)
+                .push_u64(p)
                 .push(b" started");
         }
         event::UPGRADE_READY => {
             b.push(b"upgrade: new generation ")
-                .push_u64(pid as u64)
+                .push_u64(p)
                 .push(b" ready; draining the old one");
         }
         event::UPGRADE_FAILED => {
             b.push(b"upgrade failed (");
-            b.push(match value {
-                1 => b"the new generation reported a failure" as &[u8],
-                2 => b"the new generation exited before it was ready",
-                3 => b"the new generation was not ready in time",
-                4 => b"no upgrade program configured",
-                _ => b"could not start the new program",
-            });
+            match value {
+                1 => {
+                    b.push(b"the new generation reported a failure");
+                }
+                2 => {
+                    b.push(b"the new generation exited before it was ready");
+                }
+                3 => {
+                    b.push(b"the new generation was not ready in time");
+                }
+                4 => {
+                    b.push(b"no upgrade program configured");
+                }
+                v if v < 0 => {
+                    b.push(b"could not start the new program: ");
+                    errno_text(b, v);
+                }
+                _ => {
+                    b.push(b"could not start the new program");
+                }
+            }
             b.push(b"); still serving");
+        }
+        event::LOG_REOPENED if value < 0 => {
+            b.push(b"log reopen failed: ");
+            errno_text(b, value);
         }
         event::LOG_REOPENED => {
             b.push(b"log reopened");
         }
         event::WORKERS_CHANGED => {
             b.push(b"worker count now ");
-            num(&mut b, value);
+            num(b, value);
         }
         event::WORKER_FAILED => {
             b.push(b"worker ")
-                .push_u64(pid as u64)
+                .push_u64(p)
                 .push(b" failed to start (code ");
-            num(&mut b, value);
+            num(b, value);
             b.push(b")");
+        }
+        event::RELOAD_FAILED => {
+            b.push(b"rolling restart abandoned: new worker ")
+                .push_u64(p)
+                .push(b" ");
+            status(b, value);
+            b.push(b" before it was ready; the old workers keep serving");
         }
         _ => {
             b.push(b"event ");
-            num(&mut b, kind);
+            num(b, kind);
+            b.push(b" (pid ");
+            num(b, pid);
+            b.push(b", value ");
+            num(b, value);
+            b.push(b")");
         }
     }
-    b.push(b"\n");
-    let _ = sys::write_all(2, b.as_bytes());
+}
+
+/// The log line for an event when the caller set no callback: `daemonkit: ` and
+/// [`describe_event`]'s text, one line on stderr.
+pub fn default_log(kind: i32, pid: i32, value: i32) {
+    let mut b = sys::Buf::<EVENT_TEXT_MAX>::new();
+    describe_event(kind, pid, value, &mut b);
+    let mut line = sys::Buf::<{ EVENT_TEXT_MAX + 16 }>::new();
+    line.push(b"daemonkit: ").push(b.as_bytes()).push(b"\n");
+    let _ = sys::write_all(2, line.as_bytes());
 }
 
 /// The Rust layer: the supervisor with closures.
@@ -920,11 +1041,20 @@ pub mod rust {
     use std::time::Duration;
 
     /// A supervisor event (see [`event`] for the kinds and the meaning of `pid`/`value`).
+    /// `Display` gives the library's one description ([`describe_event`]).
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub struct Event {
         pub kind: i32,
         pub pid: i32,
         pub value: i32,
+    }
+
+    impl std::fmt::Display for Event {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut b = sys::Buf::<EVENT_TEXT_MAX>::new();
+            describe_event(self.kind, self.pid, self.value, &mut b);
+            f.write_str(&String::from_utf8_lossy(b.as_bytes()))
+        }
     }
 
     type WorkerBox<'a> = Box<dyn FnMut(u32) -> i32 + 'a>;
@@ -1070,6 +1200,14 @@ pub mod rust {
             }
             let r = self.core.run().map_err(|e| {
                 let os = io::Error::from_raw_os_error(e.0);
+                if e.0 == libc::EBUSY {
+                    return io::Error::new(
+                        os.kind(),
+                        "supervisor: signals are already registered in this process (a live \
+                         Signals): the supervisor owns the signal pipe while it runs; drop it \
+                         first",
+                    );
+                }
                 io::Error::new(os.kind(), format!("supervisor: {os}"))
             });
             drop(w);

@@ -854,34 +854,20 @@ int main(int argc, char **argv)
     if (r != 0)
         return r;
 
-    /* 2. Listeners: inherited (socket activation, re-exec, upgrade) or bound. */
-    r = dk_listen_fds(DK_LISTEN_FDS_UNSET, NULL, 0);
-    if (r < 0) {
-        fprintf(stderr, "LISTEN_FDS: %s\n", dk_strerror(r));
-        return 1;
-    }
-    if (r > 0) {
-        lfd = DK_LISTEN_FDS_START;       /* only the first one is used */
-    } else {
-        lfd = dk_listen_tcp(cfg.listen, 0, 0);
-        if (lfd < 0) {
-            fprintf(stderr, "%s: %s\n", cfg.listen, dk_strerror(lfd));
-            return 1;
-        }
-    }
-    fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);   /* workers race for accept */
-    if (dk_socket_name(lfd, name, sizeof name) < 0)
-        snprintf(name, sizeof name, "fd %d", lfd);
-    fprintf(stderr, "listening on %s\n", name);
-
-    /* 3. PID file: opened and locked before daemonizing, so "already running"
-     *    reaches the terminal. */
+    /* 2. PID file: opened and locked first, before binding and daemonizing, so that
+     *    "already running" reaches the terminal even when the second start names the
+     *    same fixed port (binding first would only say "Address already in use"). */
     if (cfg.pid_path != NULL) {
         int32_t other = 0;
         r = dk_pidfile_open(cfg.pid_path, 0, 0, &pf, &other);
         if (r == -EEXIST) {
             fprintf(stderr, "pid file %s: daemon already running (PID: %ld)\n", cfg.pid_path,
                     (long)other);
+            return 1;
+        }
+        if (r == DK_ERR_PIDFILE_FOREIGN) {
+            fprintf(stderr, "pid file %s: locked by another process, not the pid in the file "
+                    "(PID %ld, not signalled)\n", cfg.pid_path, (long)other);
             return 1;
         }
         if (r < 0) {
@@ -892,6 +878,30 @@ int main(int argc, char **argv)
         dk_pidfile_write(pf);            /* FAULT: the launcher's pid */
 #endif
     }
+
+    /* 3. Listeners: inherited (socket activation, re-exec, upgrade) or bound. A bind
+     *    error still reaches the terminal; the PID file we just locked goes with us. */
+    r = dk_listen_fds(DK_LISTEN_FDS_UNSET, NULL, 0);
+    if (r < 0) {
+        fprintf(stderr, "LISTEN_FDS: %s\n", dk_strerror(r));
+        dk_pidfile_remove(pf);
+        return 1;
+    }
+    if (r > 0) {
+        lfd = DK_LISTEN_FDS_START;       /* only the first one is used */
+    } else {
+        lfd = dk_listen_tcp(cfg.listen, 0, 0);
+        if (lfd < 0) {
+            fprintf(stderr, "%s: %s\n", cfg.listen, dk_strerror(lfd));
+            if (pf != NULL)
+                dk_pidfile_remove(pf);   /* nothing written yet: ours to unlink */
+            return 1;
+        }
+    }
+    fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);   /* workers race for accept */
+    if (dk_socket_name(lfd, name, sizeof name) < 0)
+        snprintf(name, sizeof name, "fd %d", lfd);
+    fprintf(stderr, "listening on %s\n", name);
 
     /* 4. Daemonize. With -D the launcher waits here for dk_ready()/dk_fail()
      *    and exits with the daemon's verdict; from now on failures go through

@@ -277,29 +277,8 @@ $opt{$_} = File::Spec->rel2abs($opt{$_}) for grep { defined $opt{$_} } qw(pid lo
 my $graceful = $opt{'graceful-timeout'};
 
 # ---------------------------------------------------------------------------
-# 2. Listeners: inherited (socket activation, our own re-exec/upgrade) or bound.
-
-my $lfd;
-my @inherited = eval { listen_fds(unset => 1) };
-if ($@) {
-    print STDERR 'dk-hello: ', DaemonKit::message_of($@), "\n";
-    exit 1;
-}
-if (@inherited) {
-    $lfd = $inherited[0];
-} else {
-    my $addr = $opt{listen} // '127.0.0.1:8080';
-    $lfd = eval { listen_tcp($addr) };
-    unless (defined $lfd) {
-        print STDERR DaemonKit::message_of($@), "\n";      # "127.0.0.1:8080: Address already in use"
-        exit 1;
-    }
-}
-my $where = socket_name($lfd);
-print STDERR "listening on $where\n";
-
-# ---------------------------------------------------------------------------
-# 3. PID file, locked before the fork so "already running" reaches the terminal.
+# 2. PID file, locked first (before binding and the fork): "already running" reaches the
+#    terminal, also when the second start names the same fixed port.
 
 my $pf;
 if (defined $opt{pid}) {
@@ -309,6 +288,31 @@ if (defined $opt{pid}) {
         exit 1;
     }
 }
+
+# ---------------------------------------------------------------------------
+# 3. Listeners: inherited (socket activation, our own re-exec/upgrade) or bound. A bind
+#    error reaches the terminal; the PID file we locked goes with us.
+
+my $lfd;
+my @inherited = eval { listen_fds(unset => 1) };
+if ($@) {
+    print STDERR 'dk-hello: ', DaemonKit::message_of($@), "\n";
+    $pf->remove if $pf;
+    exit 1;
+}
+if (@inherited) {
+    $lfd = $inherited[0];
+} else {
+    my $addr = $opt{listen} // '127.0.0.1:8080';
+    $lfd = eval { listen_tcp($addr) };
+    unless (defined $lfd) {
+        print STDERR DaemonKit::message_of($@), "\n";      # "127.0.0.1:8080: Address already in use"
+        $pf->remove if $pf;                                # nothing written yet: ours to unlink
+        exit 1;
+    }
+}
+my $where = socket_name($lfd);
+print STDERR "listening on $where\n";
 
 # ---------------------------------------------------------------------------
 # 4. Daemonize. The launcher exits inside this call with the daemon's verdict.

@@ -274,18 +274,9 @@ fn start(cfg: Config) -> u8 {
             return 1;
         }
     };
-    // Step 2: listeners.
-    let listener = match listener(&cfg) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            return 1;
-        }
-    };
-    let name = local_addr_string(listener.as_raw_fd()).unwrap_or_else(|_| cfg.listen.clone());
-    eprintln!("listening on {name}");
-
-    // Step 3: PID file (adopts the inherited locked fd after a re-exec or an upgrade).
+    // Step 2: PID file, locked before binding (adopts the inherited locked fd after a
+    // re-exec or an upgrade): a second start on the same fixed port is told "already
+    // running", not "Address already in use".
     let mut pidfile = match &cfg.pid {
         None => None,
         Some(path) => match Pidfile::open(path) {
@@ -303,6 +294,18 @@ fn start(cfg: Config) -> u8 {
             }
         },
     };
+
+    // Step 3: listeners. A bind error reaches the terminal; the PID file goes with us.
+    let listener = match listener(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            abandon(pidfile, None);
+            return 1;
+        }
+    };
+    let name = local_addr_string(listener.as_raw_fd()).unwrap_or_else(|_| cfg.listen.clone());
+    eprintln!("listening on {name}");
 
     // Step 4: daemonize. The launcher exits inside with the daemon's verdict.
     let background = cfg.daemonize && !cfg.foreground_notify;

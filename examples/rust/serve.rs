@@ -7,10 +7,10 @@
 //! arrives.
 
 use crate::{http, Config, NAME};
-use daemonkit::rust::{event, reexec, reopen_output, sd_notify, upgrade, Event, Outcome, Prefork};
+use daemonkit::rust::{reexec, reopen_output, sd_notify, upgrade, Event, Outcome, Prefork};
 use daemonkit::{Pidfile, Signals};
 use std::ffi::OsString;
-use std::io::{self, ErrorKind};
+use std::io::ErrorKind;
 use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -278,46 +278,9 @@ pub fn supervisor(
     }
 }
 
-/// The supervisor's events, one line each on stderr (the library's wording, plus our name).
+/// The supervisor's events, one line each on stderr: the library's description, our name.
 fn log_event(e: Event) {
-    let pid = e.pid;
-    let line = match e.kind {
-        event::SPAWNED => format!("worker {pid} started (index {})", e.value),
-        event::EXITED => format!("worker {pid} exited ({})", wait_status(e.value)),
-        event::RESPAWN_DELAYED => format!("worker crashed at start; next start in {} ms", e.value),
-        event::WORKER_READY => format!("worker {pid} ready"),
-        event::READY => format!("master {pid} ready with {} workers", e.value),
-        event::RELOADING => format!("HUP: rolling restart to generation {}", e.value),
-        event::RELOADED => format!("rolling restart done (generation {})", e.value),
-        event::STOPPING => format!("stopping; graceful timeout {} ms", e.value),
-        event::KILLED => format!("worker {pid} killed after the graceful timeout"),
-        event::UPGRADE_STARTED => format!("upgrade: new generation {pid} started"),
-        event::UPGRADE_READY => {
-            format!("upgrade: new generation {pid} ready; draining the old one")
-        }
-        event::UPGRADE_FAILED => format!("upgrade failed (reason {}); still serving", e.value),
-        event::LOG_REOPENED if e.value < 0 => {
-            format!(
-                "cannot reopen the log: {}",
-                io::Error::from_raw_os_error(-e.value)
-            )
-        }
-        event::LOG_REOPENED => "log reopened".to_string(),
-        event::WORKERS_CHANGED => format!("worker count now {}", e.value),
-        event::WORKER_FAILED => format!("worker {pid} failed to start (code {})", e.value),
-        k => format!("event {k} pid {pid} value {}", e.value),
-    };
-    eprintln!("{NAME}: {line}");
-}
-
-/// A wait status in words (the EXITED event carries the raw status).
-fn wait_status(st: i32) -> String {
-    let sig = st & 0x7f;
-    if sig == 0 {
-        format!("status {}", (st >> 8) & 0xff)
-    } else {
-        format!("killed by signal {sig}")
-    }
+    eprintln!("{NAME}: {e}");
 }
 
 /// A prefork worker: runs in the forked child with default signal dispositions. Returns its

@@ -2,7 +2,7 @@
 
 use super::{free_handle, int_slice, new_handle, path_arg, ret};
 use crate::pidfile::{self, OpenError, PidFile, State};
-use crate::sys;
+use crate::sys::{self, Errno};
 use crate::{fds, privileges, rlimit, signals};
 use core::ffi::{c_char, c_int};
 
@@ -16,20 +16,31 @@ pub struct dk_pidfile {
 pub const DK_PIDFILE_RUNNING: c_int = 1;
 /// `dk_pidfile_check`: the file exists but nobody holds its lock (stale).
 pub const DK_PIDFILE_STALE: c_int = 0;
+/// `dk_pidfile_check`: the file is locked, but not by the process whose pid it holds (a stale
+/// file whose lock another process took). That pid is never signalled.
+pub const DK_PIDFILE_FOREIGN: c_int = 2;
+/// `dk_pidfile_open`/`dk_pidfile_kill`: the file is locked by a process other than the pid
+/// written in it (`-EBUSY`); nobody was signalled or reported as running.
+pub const DK_ERR_PIDFILE_FOREIGN: c_int = -16;
 
 /// Opens and locks the PID file at `path` before the fork (BSD pidfile(3) semantics,
 /// hardened): `O_RDWR|O_CREAT|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`, `flock(LOCK_EX|LOCK_NB)` held
 /// for the handle's life, regular files only, the path re-checked after locking. Stale
 /// content is truncated; write the pid with `dk_pidfile_write` after daemonizing. `mode` is
-/// the file mode (0: 0644). `flags` must be 0. A relative path is made absolute first (the
+/// the file mode (0: 0644; bits above 07777 are refused with `-EINVAL`). `flags` must be 0. A relative path is made absolute first (the
 /// daemon later changes directory). After a re-exec or upgrade, the locked fd handed over in
 /// `DAEMONKIT_PIDFILE_FD` is adopted instead of opening anew.
 ///
 /// On success stores the handle in `*out` and returns 0. Errors:
 /// - `-EEXIST`: a live instance holds the lock; its pid is stored in `*other_pid` (when not
-///   NULL; 0 if it has not written one within a second).
+///   NULL; 0 if it has not written one within a second). The pid is the holder's as proven by
+///   the kernel (see `dk_pidfile_check`), except when that process's fds may not be inspected
+///   (another user's daemon, as non-root): then it is the pid the file names.
+/// - `DK_ERR_PIDFILE_FOREIGN` (-EBUSY): the file is locked, but not by the pid written in it
+///   (stored in `*other_pid`): another process took a stale file's lock. Say so; do not claim
+///   that pid is running.
 /// - `-ELOOP`: the path is a symlink. `-EINVAL`: not a regular file (FIFO, socket, device),
-///   or NULL `path`/`out`, or unknown flags. `-EISDIR`, `-ENAMETOOLONG`, `-EACCES`,
+///   or NULL `path`/`out`, unknown flags, or `mode` above 07777. `-EISDIR`, `-ENAMETOOLONG`, `-EACCES`,
 ///   `-ENOENT` (directory missing), `-ENOMEM`, or another errno from open/flock/ftruncate.
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_open(
@@ -122,11 +133,21 @@ pub unsafe extern "C" fn dk_pidfile_remove(pf: *mut dk_pidfile) -> c_int {
 }
 
 /// Tells whether a daemon holds the PID file at `path`, from its lock (never from
-/// `kill(pid, 0)`). Returns `DK_PIDFILE_RUNNING` (1) with the holder's pid in `*pid_out`
-/// (0 if it has not written one), `DK_PIDFILE_STALE` (0) when the file exists but its lock is
-/// free (`*pid_out` = the stale pid, or 0 for unreadable content), or `-ENOENT` when there is
-/// no file. Other errors: `-EINVAL` (NULL path, not a regular file), `-ELOOP` (symlink),
-/// `-ENAMETOOLONG`, `-EACCES`. `pid_out` may be NULL.
+/// `kill(pid, 0)`), and whether the pid written in the file is the lock's holder: a lock only
+/// proves that *some* process holds it, and any user who can read a stale file can lock it.
+/// The proof comes from the kernel: one of that pid's fds (`/proc/PID/fd/N`) names the file
+/// and its open file description holds the exclusive flock (a `lock:` line in
+/// `/proc/PID/fdinfo/N`). (The pid column of `/proc/locks` names the process that took the
+/// lock — for a daemon that locked before forking, the launcher — so it is not used.)
+///
+/// Returns `DK_PIDFILE_RUNNING` (1) with the holder's pid in `*pid_out` (0 if it has not
+/// written one), `DK_PIDFILE_STALE` (0) when the file exists but its lock is free (`*pid_out` =
+/// the stale pid, or 0 for unreadable content), `DK_PIDFILE_FOREIGN` (2) when the lock is held
+/// by a process other than the pid in the file (`*pid_out` = that pid, which must not be
+/// signalled), or `-ENOENT` when there is no file. Other errors: `-EINVAL` (NULL path, not a
+/// regular file), `-ELOOP` (symlink), `-ENAMETOOLONG`, `-EACCES` (the file is unreadable, or
+/// it is locked and the pid's `/proc` entries are not readable: another user's process, as
+/// non-root — nothing can be said about that pid). `pid_out` may be NULL.
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32) -> c_int {
     if !pid_out.is_null() {
@@ -141,6 +162,7 @@ pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32
     let (r, pid) = match pidfile::check(p) {
         Ok(State::Running(pid)) => (DK_PIDFILE_RUNNING, pid),
         Ok(State::Stale(pid)) => (DK_PIDFILE_STALE, pid.unwrap_or(0)),
+        Ok(State::Foreign(pid)) => (DK_PIDFILE_FOREIGN, pid),
         Ok(State::Absent) => (-libc::ENOENT, 0),
         Err(e) => (e.to_c(), 0),
     };
@@ -152,11 +174,16 @@ pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32
 }
 
 /// Sends `sig` (0..64; 0 only probes) to the process holding the PID file at `path`, only
-/// while it provably holds the lock: the target is pinned with a pidfd and the lock and
-/// content are checked again, so a recycled pid is never signalled. Stores the pid in
-/// `*pid_out` (may be NULL) and returns 0. Errors: `-ESRCH` nobody holds the lock (stale
-/// file: nobody is signalled); `-ENOENT` no file; `-EAGAIN` the holder has not written its
-/// pid; `-EINVAL` NULL path, bad signal, not a regular file; `-EPERM` not allowed to signal.
+/// while it provably holds the lock: the target is pinned with a pidfd, the kernel is asked
+/// whether that very process holds the lock through one of its fds (as `dk_pidfile_check`
+/// describes) and the content is read again, so neither a recycled pid nor a pid named in a
+/// file whose lock somebody else took is ever signalled. Stores the pid in `*pid_out` (may be
+/// NULL; with `DK_ERR_PIDFILE_FOREIGN` the pid the file names, not signalled) and returns 0. Errors: `-ESRCH` nobody holds the lock (stale file: nobody is
+/// signalled); `DK_ERR_PIDFILE_FOREIGN` (-EBUSY) the lock is held by a process other than the
+/// pid in the file (nobody signalled); `-ENOENT` no file; `-EAGAIN` the holder has not written
+/// its pid; `-EINVAL` NULL path, bad signal, not a regular file; `-EACCES` the holder cannot
+/// be verified (another user's process, as non-root: nobody signalled); `-EPERM` not allowed
+/// to signal.
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_kill(
     path: *const c_char,
@@ -172,16 +199,19 @@ pub unsafe extern "C" fn dk_pidfile_kill(
         Ok(p) => p,
         Err(e) => return e.to_c(),
     };
-    match pidfile::kill(p, sig) {
-        Ok(pid) => {
-            if !pid_out.is_null() {
-                // SAFETY: non-NULL out-pointer.
-                unsafe { *pid_out = pid };
-            }
-            0
-        }
-        Err(e) => e.to_c(),
+    let (r, pid) = match pidfile::kill(p, sig) {
+        Ok(pid) => (0, pid),
+        Err(e @ Errno(pidfile::ERR_FOREIGN)) => match pidfile::check(p) {
+            Ok(State::Foreign(pid)) => (e.to_c(), pid),
+            _ => (e.to_c(), 0),
+        },
+        Err(e) => (e.to_c(), 0),
+    };
+    if !pid_out.is_null() {
+        // SAFETY: non-NULL out-pointer.
+        unsafe { *pid_out = pid };
     }
+    r
 }
 
 /// `dk_privileges_drop`: the user does not exist (`-ESRCH`).
@@ -206,6 +236,15 @@ pub const DK_ERR_VERIFY: c_int = -131;
 /// after the old groups and gid are restored; `DK_ERR_VERIFY` (-ENOTRECOVERABLE) means the
 /// switch happened but did not verify: the caller must exit. `-EINVAL` for NULL `user` or
 /// unknown flags, `-ENAMETOOLONG` for a name over 255 bytes.
+///
+/// Refused without changing anything: a malformed `user` or `group` (`-EINVAL`: empty of
+/// content, whitespace or control characters anywhere — `" nobody"` is not `nobody` and not
+/// a number —, a `:` or `,`, or a leading `-`/`+`); a numeric uid that has no passwd entry
+/// when `group` is NULL (`DK_ERR_UNKNOWN_USER`: there is no primary group or group list to
+/// take, and gid = uid would be a guess) — with an explicit `group` such a uid is accepted
+/// and gets that group and no supplementary groups; and, as root, uid 0 as the target
+/// (`-EINVAL`: not a privilege drop, and the verification that `setuid(0)` fails cannot
+/// hold; without root it is `DK_ERR_NOT_ROOT` like any other user).
 #[no_mangle]
 pub unsafe extern "C" fn dk_privileges_drop(
     user: *const c_char,
@@ -233,7 +272,8 @@ pub unsafe extern "C" fn dk_privileges_drop(
 }
 
 /// Resolves a user name or number to its uid and primary gid (either out-pointer may be
-/// NULL). Returns 0, `DK_ERR_UNKNOWN_USER` (-ESRCH), `-EINVAL` for NULL `user`.
+/// NULL). Returns 0, `DK_ERR_UNKNOWN_USER` (-ESRCH; also for a number with no passwd
+/// entry), `-EINVAL` for NULL or a malformed `user` (see `dk_privileges_drop`).
 #[no_mangle]
 pub unsafe extern "C" fn dk_user_lookup(
     user: *const c_char,
@@ -262,8 +302,9 @@ pub unsafe extern "C" fn dk_user_lookup(
     }
 }
 
-/// Resolves a group name or number to its gid (`gid_out` may be NULL). Returns 0,
-/// `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `-EINVAL` for NULL `group`.
+/// Resolves a group name or number to its gid (`gid_out` may be NULL; a number needs no
+/// group entry). Returns 0, `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `-EINVAL` for NULL or a
+/// malformed `group` (see `dk_privileges_drop`).
 #[no_mangle]
 pub unsafe extern "C" fn dk_group_lookup(group: *const c_char, gid_out: *mut u32) -> c_int {
     // SAFETY: group is NULL or a C string.
@@ -402,12 +443,33 @@ pub extern "C" fn dk_log_reopen() -> c_int {
 /// a flood never loses a kind. The pipe's fds are the library's own: `dk_fd_close_from` and
 /// daemonize keep them. Errors: `-EINVAL` NULL `sigs` with `n` > 0, or an uncatchable,
 /// out-of-range or libc-reserved signal (glibc's 32 and 33); pipe/sigaction errnos. On any
-/// error nothing of this call stays registered.
+/// error nothing of this call stays registered. `-EINVAL` also for the signals the kernel
+/// raises synchronously for a fault of the interrupted instruction — SIGSEGV, SIGBUS, SIGFPE,
+/// SIGILL, SIGTRAP, SIGSYS — besides SIGKILL and SIGSTOP: a handler that only queues a byte
+/// returns to the faulting instruction, which faults again for ever; such a fault must crash.
+/// The handlers are installed with `SA_RESTART` (an interrupted blocking call is restarted);
+/// `dk_signal_open_flags` with `DK_SIGNAL_NO_RESTART` installs them without it.
 #[no_mangle]
 pub unsafe extern "C" fn dk_signal_open(sigs: *const c_int, n: usize) -> c_int {
+    // SAFETY: forwarded contract.
+    unsafe { dk_signal_open_flags(sigs, n, 0) }
+}
+
+/// `dk_signal_open_flags`: install the handlers without `SA_RESTART`, so that a blocking call
+/// (read, accept, wait, …) the signal interrupts fails with `EINTR` instead of being
+/// restarted.
+pub const DK_SIGNAL_NO_RESTART: u32 = 1;
+
+/// `dk_signal_open` with `flags`: 0 (the same as `dk_signal_open`) or `DK_SIGNAL_NO_RESTART`.
+/// The flags apply to the signals of this call; naming an already registered signal again
+/// switches it to these flags (the disposition restored by `dk_signal_close` stays the one
+/// from before its first registration). Errors: those of `dk_signal_open`, and `-EINVAL` for
+/// unknown flag bits.
+#[no_mangle]
+pub unsafe extern "C" fn dk_signal_open_flags(sigs: *const c_int, n: usize, flags: u32) -> c_int {
     // SAFETY: sigs is NULL or n readable ints.
     match unsafe { int_slice(sigs, n) } {
-        Ok(s) => match signals::open(s) {
+        Ok(s) => match signals::open_flags(s, flags) {
             Ok(fd) => fd,
             Err(e) => e.to_c(),
         },
@@ -475,6 +537,8 @@ mod tests {
         assert_eq!(DK_ERR_UNKNOWN_GROUP, -crate::privileges::ERR_UNKNOWN_GROUP);
         assert_eq!(DK_ERR_NOT_ROOT, -crate::privileges::ERR_NOT_ROOT);
         assert_eq!(DK_ERR_VERIFY, -crate::privileges::ERR_VERIFY);
+        assert_eq!(DK_ERR_PIDFILE_FOREIGN, -crate::pidfile::ERR_FOREIGN);
+        assert_eq!(DK_SIGNAL_NO_RESTART, crate::signals::NO_RESTART);
         assert_eq!(DK_RLIMIT_CORE, libc::RLIMIT_CORE as c_int);
         assert_eq!(DK_RLIMIT_NPROC, libc::RLIMIT_NPROC as c_int);
         assert_eq!(DK_RLIMIT_NOFILE, libc::RLIMIT_NOFILE as c_int);

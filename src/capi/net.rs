@@ -39,7 +39,7 @@ pub unsafe extern "C" fn dk_listen_tcp(addr: *const c_char, backlog: c_int, flag
 /// namespace), chmod to `mode` when non-zero. A socket file left by a dead server is
 /// replaced; one that somebody still accepts on, or a non-socket file, gives `-EADDRINUSE`
 /// untouched. Flags: `DK_LISTEN_INHERIT`. Returns the fd. Errors: `-EINVAL` NULL, relative or
-/// empty path, unknown flags; `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
+/// empty path, unknown flags, `mode` above 07777 (not a file mode); `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
 /// errnos (`-EMFILE` also when a stale socket file is there and no fd is left to probe it).
 #[no_mangle]
 pub unsafe extern "C" fn dk_listen_unix(

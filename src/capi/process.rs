@@ -31,7 +31,7 @@ pub const DK_ROLE_UPGRADE: c_int = 3;
 /// dispositions and the mask, forks, `setsid`s, forks again (the daemon is not a session
 /// leader and has no controlling terminal), points stdio at /dev/null (stdout/stderr stay on
 /// a log opened with `dk_log_open`), sets the umask to `umask_value` (negative: unchanged;
-/// 022 is a good choice) and changes directory to `chdir_path` (NULL: "/").
+/// 022 is a good choice; above 0777 is not a umask: `-EINVAL`) and changes directory to `chdir_path` (NULL: "/").
 ///
 /// The launching process never returns from this call: it waits on a readiness pipe and
 /// exits 0 when the daemon calls `dk_ready`; prints the message and exits with the code
@@ -43,8 +43,8 @@ pub const DK_ROLE_UPGRADE: c_int = 3;
 /// image started by `dk_reexec`, it does every step but the forks and the stdio change and
 /// returns `DK_ROLE_FOREGROUND`; in a new generation started by an upgrade it returns
 /// `DK_ROLE_UPGRADE`. Errors (returned before the fork, in the launcher; after it, in the
-/// daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags or NULL `keep`
-/// with `n_keep` > 0, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
+/// daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags, NULL `keep`
+/// with `n_keep` > 0 or a umask above 0777, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
 /// fork/setsid/open errnos (`-ENOENT` when /dev/null is missing).
 #[no_mangle]
 pub unsafe extern "C" fn dk_daemonize(

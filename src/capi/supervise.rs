@@ -67,6 +67,42 @@ pub const DK_EVENT_WORKERS_CHANGED: c_int = 14;
 /// A worker reported a startup failure with `dk_fail`: pid, value = code.
 pub const DK_EVENT_WORKER_FAILED: c_int = 15;
 
+/// A rolling restart was abandoned: a new worker exited before it was ready (a program that
+/// binds its own port instead of using the inherited listeners gets `EADDRINUSE`, say); the
+/// old workers keep serving: pid of that worker, value = its wait status.
+pub const DK_EVENT_RELOAD_FAILED: c_int = 16;
+
+/// Writes the library's one-line description of a supervisor event (the text of its default
+/// log, without the `daemonkit: ` prefix) into `buf`, NUL-terminated and truncated to
+/// `len - 1` bytes, and returns the length of the whole description (as `snprintf`: a result
+/// `>= len` means it was truncated; 256 bytes always suffice). `buf` may be NULL when `len`
+/// is 0. Unknown kinds are described as `event K (pid P, value V)`. `-EINVAL` for NULL `buf`
+/// with `len` > 0.
+#[no_mangle]
+pub unsafe extern "C" fn dk_event_describe(
+    kind: c_int,
+    pid: i32,
+    value: i32,
+    buf: *mut c_char,
+    len: usize,
+) -> c_int {
+    if buf.is_null() && len > 0 {
+        return -libc::EINVAL;
+    }
+    let mut b = sys::Buf::<{ crate::supervisor::EVENT_TEXT_MAX }>::new();
+    crate::supervisor::describe_event(kind, pid, value, &mut b);
+    let text = b.as_bytes();
+    if len > 0 {
+        let n = text.len().min(len - 1);
+        // SAFETY: buf has room for len bytes per the contract; n + 1 <= len.
+        unsafe {
+            core::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    text.len() as c_int
+}
+
 /// `dk_supervisor_run`: graceful stop finished, PID file unlinked; exit 0.
 pub const DK_SUPERVISOR_STOPPED: c_int = 0;
 /// `dk_supervisor_run`: a new generation took over; exit 0 without removing the PID file.

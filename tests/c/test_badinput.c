@@ -306,6 +306,17 @@ static void test_signals(void)
     CHECK_EQ(dk_signal_close(), 0);        /* nothing open: harmless */
     CHECK_ERR(dk_signal_open(NULL, 1), EINVAL);
     CHECK_ERR(dk_signal_open(NULL, 3), EINVAL);
+    CHECK_ERR(dk_signal_open_flags(NULL, 1, 0), EINVAL);
+    CHECK_ERR(dk_signal_open_flags(NULL, 0, 2), EINVAL);      /* unknown flag */
+    CHECK_ERR(dk_signal_open_flags(NULL, 0, 0x80000000u), EINVAL);
+    {
+        static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS, SIGKILL,
+                                     SIGSTOP};
+        for (i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+            int r = dk_signal_open_flags(&faults[i], 1, DK_SIGNAL_NO_RESTART);
+            CHECK_MSG(r == -EINVAL, "dk_signal_open_flags({%d}) = %d, want -EINVAL", faults[i], r);
+        }
+    }
     for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int r = dk_signal_open(&bad[i], 1);
         CHECK_MSG(r == -EINVAL, "dk_signal_open({%d}) = %d, want -EINVAL", bad[i], r);
@@ -734,6 +745,21 @@ static void test_supervisor(void)
     pid_t pid;
 
     dk_test_set_stage("supervisor");
+    {
+        char text[8];
+        /* NULL buffer: only with length 0, which gives the length the text needs */
+        CHECK_ERR(dk_event_describe(DK_EVENT_SPAWNED, 1, 0, NULL, 8), EINVAL);
+        CHECK_EQ(dk_event_describe(DK_EVENT_SPAWNED, 1, 0, NULL, 0),
+                 (int)strlen("worker 1 started (index 0)"));
+        /* truncated, NUL-terminated, the full length returned (as snprintf) */
+        CHECK_EQ(dk_event_describe(DK_EVENT_SPAWNED, 1, 0, text, sizeof text),
+                 (int)strlen("worker 1 started (index 0)"));
+        CHECK_STREQ(text, "worker ");
+        /* garbage kinds and values are described, never a crash */
+        CHECK(dk_event_describe(INT32_MIN, INT32_MIN, INT32_MIN, text, sizeof text) > 0);
+        CHECK(dk_event_describe(DK_EVENT_EXITED, -1, INT32_MIN, text, 1) > 0);
+        CHECK_STREQ(text, "");
+    }
     CHECK_ERR(dk_supervisor_new(NULL), EINVAL);
     CHECK_EQ(dk_supervisor_free(NULL), 0);
     CHECK_ERR(dk_supervisor_set_workers(NULL, 1), EINVAL);

@@ -442,7 +442,8 @@ static void test_plain(void)
 
     CHECK_EQ(dk_user_lookup("nobody", &uid, &gid), 0);
     CHECK_EQ(dk_user_lookup("no-such-user-dk", &uid, &gid), DK_ERR_UNKNOWN_USER);
-    CHECK_EQ(dk_user_lookup("4242", &uid, &gid), 0);
+    /* a number without a passwd entry is unknown (no primary group to report) */
+    CHECK_EQ(dk_user_lookup("4242", &uid, &gid), DK_ERR_UNKNOWN_USER);
     CHECK_FDS(&before, "dk_user_lookup");
     CHECK_EQ(dk_group_lookup("nogroup", &gid), 0);
     CHECK_EQ(dk_group_lookup("no-such-group-dk", &gid), DK_ERR_UNKNOWN_GROUP);
@@ -860,7 +861,14 @@ static void test_signals(void)
     /* 32 is glibc's own: refused, and nothing registered or left open */
     CHECK_ERR(dk_signal_open(bad, 2), EINVAL);
     CHECK(sigaction(SIGUSR1, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL);
+    CHECK_ERR(dk_signal_open_flags(sigs, 1, 0x80u), EINVAL);
     CHECK_FDS(&before, "dk_signal_open/wait/next error paths");
+    {
+        char text[64];
+        CHECK(dk_event_describe(DK_EVENT_EXITED, 7, 9, text, sizeof text) > 0);
+        CHECK(dk_event_describe(DK_EVENT_LOG_REOPENED, 1, -EACCES, text, sizeof text) > 0);
+        CHECK_FDS(&before, "dk_event_describe");
+    }
 
     fd = dk_signal_open(sigs, 2);
     CHECK(fd >= 0);

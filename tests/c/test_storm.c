@@ -415,6 +415,13 @@ static void round_signals(void)
     CHECK_EQ(C(dk_signal_open(lib_sigs, NLIB)), sigfd);
     CHECK_ERR(C(dk_signal_open(kill_, 1)), EINVAL);
     CHECK_ERR(C(dk_signal_open(bad, 2)), EINVAL);
+    CHECK_ERR(C(dk_signal_open_flags(lib_sigs, NLIB, 0x80u)), EINVAL);
+    CHECK_EQ(C(dk_signal_open_flags(lib_sigs, NLIB, 0)), sigfd);
+    {
+        char text[64];
+        CHECK(C(dk_event_describe(DK_EVENT_SPAWNED, 7, 1, text, sizeof text)) > 0);
+        CHECK_STREQ(text, "worker 7 started (index 1)");
+    }
     CHECK(sigaction(SIGUSR1, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL &&
           sa.sa_handler != SIG_IGN);
     /* take what is pending: only registered kinds */

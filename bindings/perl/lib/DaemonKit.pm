@@ -28,6 +28,8 @@ use constant {
     DK_VERSION_MAJOR            => 0,
     DK_PIDFILE_RUNNING          => 1,
     DK_PIDFILE_STALE            => 0,
+    DK_PIDFILE_FOREIGN          => 2,
+    DK_ERR_PIDFILE_FOREIGN      => -16,
     DK_ERR_UNKNOWN_USER         => -3,
     DK_ERR_UNKNOWN_GROUP        => -2,
     DK_ERR_NOT_ROOT             => -1,
@@ -39,6 +41,7 @@ use constant {
     DK_RLIMIT_AS                => 9,
     DK_LOG_STDOUT               => 1,
     DK_LOG_STDERR               => 2,
+    DK_SIGNAL_NO_RESTART        => 1,
     DK_LISTEN_REUSEPORT         => 1,
     DK_LISTEN_INHERIT           => 2,
     DK_LISTEN_FDS_UNSET         => 1,
@@ -66,6 +69,7 @@ use constant {
     DK_EVENT_LOG_REOPENED       => 13,
     DK_EVENT_WORKERS_CHANGED    => 14,
     DK_EVENT_WORKER_FAILED      => 15,
+    DK_EVENT_RELOAD_FAILED      => 16,
     DK_SUPERVISOR_STOPPED       => 0,
     DK_SUPERVISOR_UPGRADED      => 1,
     DK_SUPERVISOR_MAX_WORKERS   => 256,
@@ -73,16 +77,17 @@ use constant {
 
 our @CONSTANTS = qw(
     DK_VERSION DK_VERSION_MAJOR DK_PIDFILE_RUNNING DK_PIDFILE_STALE
+    DK_PIDFILE_FOREIGN DK_ERR_PIDFILE_FOREIGN
     DK_ERR_UNKNOWN_USER DK_ERR_UNKNOWN_GROUP DK_ERR_NOT_ROOT DK_ERR_VERIFY
     DK_RLIM_INFINITY DK_RLIMIT_CORE DK_RLIMIT_NPROC DK_RLIMIT_NOFILE DK_RLIMIT_AS
-    DK_LOG_STDOUT DK_LOG_STDERR DK_LISTEN_REUSEPORT DK_LISTEN_INHERIT
+    DK_LOG_STDOUT DK_LOG_STDERR DK_SIGNAL_NO_RESTART DK_LISTEN_REUSEPORT DK_LISTEN_INHERIT
     DK_LISTEN_FDS_UNSET DK_LISTEN_FDS_START
     DK_DAEMON_FOREGROUND DK_DAEMON_KEEP_STDIO DK_DAEMON_NO_CLOSE_FDS DK_DAEMON_NO_CHDIR
     DK_DAEMON_NO_SIGNAL_RESET DK_ROLE_DAEMON DK_ROLE_FOREGROUND DK_ROLE_UPGRADE
     DK_EVENT_SPAWNED DK_EVENT_EXITED DK_EVENT_RESPAWN_DELAYED DK_EVENT_WORKER_READY
     DK_EVENT_READY DK_EVENT_RELOADING DK_EVENT_RELOADED DK_EVENT_STOPPING DK_EVENT_KILLED
     DK_EVENT_UPGRADE_STARTED DK_EVENT_UPGRADE_READY DK_EVENT_UPGRADE_FAILED
-    DK_EVENT_LOG_REOPENED DK_EVENT_WORKERS_CHANGED DK_EVENT_WORKER_FAILED
+    DK_EVENT_LOG_REOPENED DK_EVENT_WORKERS_CHANGED DK_EVENT_WORKER_FAILED DK_EVENT_RELOAD_FAILED
     DK_SUPERVISOR_STOPPED DK_SUPERVISOR_UPGRADED DK_SUPERVISOR_MAX_WORKERS
 );
 
@@ -677,12 +682,19 @@ sub signal_name {
 
     my $fd = signal_open(qw(TERM INT HUP USR1));
 
+    my $fd = signal_open({ restart => 0 }, qw(ALRM));    # without SA_RESTART
+
 Registers the signals with the library's self-pipe and returns its read fd
 (non-blocking, close-on-exec) to watch for readability in any event loop;
 then call L</signal_next> until it returns 0. Calling it again adds signals
 and returns the same fd. Do not also handle these signals through C<%SIG>
 (or IO::Async's C<watch_signal>): one owner per signal. Croaks
-C<signal_open(TERM, KILL): Invalid argument> (uncatchable or unknown).
+C<signal_open(TERM, KILL): Invalid argument> (uncatchable or unknown; also
+the synchronous faults SEGV, BUS, FPE, ILL, TRAP and SYS, which cannot go
+through a pipe). The handlers are installed with C<SA_RESTART>; with a
+leading C<< { restart => 0 } >> they are installed without it, so a blocking
+system call the signal interrupts fails with C<EINTR> (C<dk_signal_open_flags>
+with C<DK_SIGNAL_NO_RESTART>).
 
 =head2 signal_next
 
@@ -712,9 +724,12 @@ Croaks C<signal_wait: no signal is registered> before L</signal_open>.
 
 sub signal_open {
     my (@sigs) = @_;
+    my %o = ref $sigs[0] eq 'HASH' ? %{ shift @sigs } : ();
+    _check_opts('signal_open', \%o, qw(restart));
+    my $flags = (exists $o{restart} && !$o{restart}) ? DK_SIGNAL_NO_RESTART : 0;
     my @n = map { signal_number($_) } @sigs;
     my ($ptr, $cnt, $buf) = DaemonKit::FFI::int_array(@n);
-    my $r = DaemonKit::FFI::dk_signal_open($ptr, $cnt);
+    my $r = DaemonKit::FFI::dk_signal_open_flags($ptr, $cnt, $flags);
     _fail_op('dk_signal_open', $r, 'signal_open(' . join(', ', map { signal_name($_) } @n) . ')') if $r < 0;
     return $r;
 }
@@ -1067,6 +1082,16 @@ C<dk_pidfile_check>: a live process holds the lock (L<DaemonKit::PidFile/check> 
 
 C<dk_pidfile_check>: the file exists, its lock is free (C<stale>).
 
+=item DK_PIDFILE_FOREIGN
+
+C<dk_pidfile_check>: the file is locked, but not by the process whose pid it
+holds (C<foreign>): somebody else took a stale file's lock. That pid is never
+signalled.
+
+=item DK_ERR_PIDFILE_FOREIGN
+
+C<dk_pidfile_open>/C<dk_pidfile_kill>: the same situation (C<-EBUSY>).
+
 =item DK_ERR_UNKNOWN_USER
 
 L</drop_privileges>: no such user (C<-ESRCH>).
@@ -1110,6 +1135,10 @@ L</log_open>: replace stdout.
 =item DK_LOG_STDERR
 
 L</log_open>: replace stderr.
+
+=item DK_SIGNAL_NO_RESTART
+
+C<dk_signal_open_flags>: install the handlers without C<SA_RESTART> (L</signal_open> with C<< { restart => 0 } >>).
 
 =item DK_LISTEN_REUSEPORT
 
@@ -1218,6 +1247,10 @@ TTIN/TTOU (value: the new worker count).
 =item DK_EVENT_WORKER_FAILED
 
 A worker reported a startup failure (value: its code).
+
+=item DK_EVENT_RELOAD_FAILED
+
+A rolling restart was abandoned: a new worker exited before it was ready (pid; value: its wait status); the old workers keep serving.
 
 =item DK_SUPERVISOR_STOPPED
 

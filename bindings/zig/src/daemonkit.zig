@@ -20,8 +20,8 @@
 //!         return 1;
 //!     };
 //!
-//! The canonical startup order (see examples/README.md): parse config → bind listeners →
-//! open+lock PID file → `daemonize` → write pid → drop privileges → signals → serve →
+//! The canonical startup order (see examples/README.md): parse config → open+lock PID file
+//! → bind listeners → `daemonize` → write pid → drop privileges → signals → serve →
 //! `ready()`.
 const std = @import("std");
 
@@ -45,6 +45,8 @@ pub const c = struct {
     pub const DK_VERSION_MAJOR = 0;
     pub const DK_PIDFILE_RUNNING = 1;
     pub const DK_PIDFILE_STALE = 0;
+    pub const DK_PIDFILE_FOREIGN = 2;
+    pub const DK_ERR_PIDFILE_FOREIGN = -16;
     pub const DK_ERR_UNKNOWN_USER = -3;
     pub const DK_ERR_UNKNOWN_GROUP = -2;
     pub const DK_ERR_NOT_ROOT = -1;
@@ -56,6 +58,7 @@ pub const c = struct {
     pub const DK_RLIMIT_AS = 9;
     pub const DK_LOG_STDOUT = 1;
     pub const DK_LOG_STDERR = 2;
+    pub const DK_SIGNAL_NO_RESTART = 1;
     pub const DK_LISTEN_REUSEPORT = 1;
     pub const DK_LISTEN_INHERIT = 2;
     pub const DK_LISTEN_FDS_UNSET = 1;
@@ -83,6 +86,7 @@ pub const c = struct {
     pub const DK_EVENT_LOG_REOPENED = 13;
     pub const DK_EVENT_WORKERS_CHANGED = 14;
     pub const DK_EVENT_WORKER_FAILED = 15;
+    pub const DK_EVENT_RELOAD_FAILED = 16;
     pub const DK_SUPERVISOR_STOPPED = 0;
     pub const DK_SUPERVISOR_UPGRADED = 1;
     pub const DK_SUPERVISOR_MAX_WORKERS = 256;
@@ -114,6 +118,7 @@ pub const c = struct {
     pub extern fn dk_log_reopen() c_int;
 
     pub extern fn dk_signal_open(sigs: ?[*]const c_int, n: usize) c_int;
+    pub extern fn dk_signal_open_flags(sigs: ?[*]const c_int, n: usize, flags: u32) c_int;
     pub extern fn dk_signal_next() c_int;
     pub extern fn dk_signal_wait(timeout_ms: c_int) c_int;
     pub extern fn dk_signal_close() c_int;
@@ -154,6 +159,7 @@ pub const c = struct {
     pub extern fn dk_supervisor_set_pidfile(sv: ?*dk_supervisor, pf: ?*dk_pidfile) c_int;
     pub extern fn dk_supervisor_set_upgrade(sv: ?*dk_supervisor, argv: ?[*:null]const ?[*:0]const u8, timeout_ms: u32) c_int;
     pub extern fn dk_supervisor_run(sv: ?*dk_supervisor) c_int;
+    pub extern fn dk_event_describe(kind: c_int, pid: i32, value: i32, buf: ?[*]c_char, len: usize) c_int;
 };
 
 // ---------------------------------------------------------------------------------------
@@ -174,6 +180,10 @@ pub const Error = error{
     VerifyFailed,
     /// `Pidfile.kill`: nobody holds the PID file's lock (stale file; nobody was signalled).
     NotRunning,
+    /// `Pidfile.open`/`kill`: the PID file is locked, but not by the process whose pid it
+    /// holds (another process took a stale file's lock); that pid (`Diagnostics.pid`) was
+    /// not signalled.
+    LockedByOther,
     /// `Pidfile.kill`: the holder has not written its pid yet.
     PidNotWritten,
     /// `Pidfile.remove`: this process does not own the file (nothing unlinked).
@@ -236,6 +246,7 @@ pub fn errorFromCode(rc: c_int) Error {
         .CANCELED => error.UpgradeFailed,
         .EXIST => error.AlreadyRunning,
         .SRCH => error.NotRunning,
+        .BUSY => error.LockedByOther,
         .NOTRECOVERABLE => error.VerifyFailed,
         else => error.Unexpected,
     };
@@ -251,6 +262,7 @@ pub fn errnoOf(err: Error) ?i32 {
         error.NotRoot => .PERM,
         error.VerifyFailed => .NOTRECOVERABLE,
         error.NotRunning => .SRCH,
+        error.LockedByOther => .BUSY,
         error.PidNotWritten => .AGAIN,
         error.NotOwner => .PERM,
         error.UpgradeFailed => .CANCELED,
@@ -290,6 +302,7 @@ pub fn describe(err: Error) []const u8 {
         error.NotRoot => "not running as root",
         error.VerifyFailed => "privilege drop did not verify",
         error.NotRunning => "not running (the pid file's lock is free)",
+        error.LockedByOther => "locked by another process, not the pid in the file",
         error.PidNotWritten => "the running instance has not written its pid yet",
         error.NotOwner => "not the owner of the pid file",
         error.UpgradeFailed => "the new generation failed",
@@ -355,6 +368,7 @@ pub const Diagnostics = struct {
             error.NotRoot,
             error.VerifyFailed,
             error.NotRunning,
+            error.LockedByOther,
             error.PidNotWritten,
             error.NotOwner,
             error.UpgradeFailed,
@@ -372,6 +386,7 @@ pub const Diagnostics = struct {
             .pidfile => {
                 try w.print("pid file {s}: {s}", .{ obj, why });
                 if (d.isErr(error.AlreadyRunning)) try w.print(" (PID: {d})", .{d.pid});
+                if (d.isErr(error.LockedByOther) and d.pid > 0) try w.print(" (PID {d}, not signalled)", .{d.pid});
             },
             .user => if (d.isErr(error.UnknownUser))
                 try w.print("unknown user '{s}'", .{obj})
@@ -479,7 +494,8 @@ pub const Pidfile = struct {
 
     /// Opens and locks `path` before daemonizing (a relative path is made absolute). After
     /// a re-exec or upgrade the inherited locked fd is adopted. `error.AlreadyRunning` when a
-    /// live instance holds it: its pid goes to `diag.pid`.
+    /// live instance holds it: its pid goes to `diag.pid`. `error.LockedByOther` when the lock
+    /// is held by a process other than the pid in the file (that pid goes to `diag.pid`).
     pub fn open(path: []const u8, options: OpenOptions, diag: ?*Diagnostics) Error!Pidfile {
         primeEnviron(null); // it may unset DAEMONKIT_PIDFILE_FD
         var buf: [path_max]u8 = undefined;
@@ -521,26 +537,32 @@ pub const Pidfile = struct {
     }
 
     pub const Status = struct {
-        /// A live process holds the lock (else the file is stale).
+        /// A live process holds the lock, and it is the pid in the file (the kernel says so).
         running: bool,
-        /// The holder's pid, or the stale pid (0: none written / unreadable).
+        /// The lock is held by a process other than the pid in the file (never signal it).
+        foreign: bool = false,
+        /// The holder's pid, the pid a foreign-locked file names, or the stale pid (0: none
+        /// written / unreadable).
         pid: pid_t,
     };
 
-    /// Tells from the lock whether a daemon holds the PID file at `path`.
-    /// `error.FileNotFound` when there is no file.
+    /// Tells from the lock whether a daemon holds the PID file at `path`, and whether the
+    /// pid in the file is provably the holder (see `dk_pidfile_check`).
+    /// `error.FileNotFound` when there is no file; `error.AccessDenied` also when the file
+    /// is locked and its pid's `/proc` entries are not readable (another user's process).
     pub fn check(path: []const u8, diag: ?*Diagnostics) Error!Status {
         var buf: [path_max]u8 = undefined;
         const p = cstr(&buf, path) catch |e| return fill(diag, .pidfile, path, e, 0);
         var pid: i32 = 0;
         const rc = c.dk_pidfile_check(p, &pid);
         if (rc < 0) return fill(diag, .pidfile, path, errorFromCode(rc), rc);
-        return .{ .running = rc == c.DK_PIDFILE_RUNNING, .pid = pid };
+        return .{ .running = rc == c.DK_PIDFILE_RUNNING, .foreign = rc == c.DK_PIDFILE_FOREIGN, .pid = pid };
     }
 
     /// Sends `sig` (null: only probe) to the process that provably holds the PID file's
     /// lock and returns its pid. `error.NotRunning`: stale file, nobody signalled;
-    /// `error.PidNotWritten`; `error.FileNotFound`; `error.PermissionDenied`.
+    /// `error.LockedByOther`: locked by a process other than the pid in the file, nobody
+    /// signalled; `error.PidNotWritten`; `error.FileNotFound`; `error.PermissionDenied`.
     pub fn kill(path: []const u8, sig: ?Signal, diag: ?*Diagnostics) Error!pid_t {
         var buf: [path_max]u8 = undefined;
         const p = cstr(&buf, path) catch |e| return fill(diag, .pidfile, path, e, 0);
@@ -749,13 +771,26 @@ pub const signal = struct {
         }
     };
 
-    /// Registers `sigs` with the signal pipe (again: adds signals, same fd).
-    /// `error.InvalidArgument` for an uncatchable signal (nothing registered).
+    pub const OpenOptions = struct {
+        /// Install the handlers with `SA_RESTART` (an interrupted blocking call restarts).
+        /// false: it fails with `EINTR` instead (`DK_SIGNAL_NO_RESTART`).
+        restart: bool = true,
+    };
+
+    /// Registers `sigs` with the signal pipe (again: adds signals, same fd), with
+    /// `SA_RESTART`. `error.InvalidArgument` for an uncatchable signal or a synchronous
+    /// fault (SEGV, BUS, FPE, ILL, TRAP, SYS: nothing registered).
     pub fn open(sigs: []const Signal) Error!Watcher {
+        return openWith(sigs, .{});
+    }
+
+    /// `open` with options (`.{ .restart = false }`: without `SA_RESTART`).
+    pub fn openWith(sigs: []const Signal, options: OpenOptions) Error!Watcher {
         var nums: [64]c_int = undefined;
         if (sigs.len > nums.len) return error.InvalidArgument;
         for (sigs, 0..) |s, i| nums[i] = std.math.cast(c_int, @backingInt(s)) orelse return error.InvalidArgument;
-        const rc = try ok(c.dk_signal_open(&nums, sigs.len));
+        const flags: u32 = if (options.restart) 0 else c.DK_SIGNAL_NO_RESTART;
+        const rc = try ok(c.dk_signal_open_flags(&nums, sigs.len, flags));
         return .{ .fd = rc };
     }
 
@@ -1043,6 +1078,7 @@ pub const EventKind = enum(c_int) {
     log_reopened = c.DK_EVENT_LOG_REOPENED,
     workers_changed = c.DK_EVENT_WORKERS_CHANGED,
     worker_failed = c.DK_EVENT_WORKER_FAILED,
+    reload_failed = c.DK_EVENT_RELOAD_FAILED,
     _,
 };
 
@@ -1052,46 +1088,13 @@ pub const Event = struct {
     pid: pid_t,
     value: i32,
 
-    /// One human line, as the library logs events when no callback is set:
-    /// `worker 4242 started (index 0)`, `worker 4242 exited with status 0`, …
+    /// One human line, the library's own description (`dk_event_describe`, the text of its
+    /// default log): `worker 4242 started (index 0)`, `worker 4242 exited with status 0`, …
     pub fn format(ev: Event, w: *std.Io.Writer) std.Io.Writer.Error!void {
-        const v = ev.value;
-        switch (ev.kind) {
-            .spawned => try w.print("worker {d} started (index {d})", .{ ev.pid, v }),
-            .exited => {
-                const st: u32 = @bitCast(v);
-                if (std.c.W.IFSIGNALED(st))
-                    try w.print("worker {d} killed by signal {d}", .{ ev.pid, @backingInt(std.c.W.TERMSIG(st)) })
-                else
-                    try w.print("worker {d} exited with status {d}", .{ ev.pid, std.c.W.EXITSTATUS(st) });
-            },
-            .respawn_delayed => try w.print("worker crashed at start; next start in {d} ms", .{v}),
-            .worker_ready => try w.print("worker {d} ready", .{ev.pid}),
-            .ready => if (v < 0)
-                try w.print("master {d} ready; notification failed: {s}", .{ ev.pid, strerror(v) })
-            else
-                try w.print("master {d} ready with {d} workers", .{ ev.pid, v }),
-            .reloading => try w.print("HUP: rolling restart to generation {d}", .{v}),
-            .reloaded => try w.print("rolling restart done (generation {d})", .{v}),
-            .stopping => try w.print("stopping; graceful timeout {d} ms", .{v}),
-            .killed => try w.print("worker {d} killed after the graceful timeout", .{ev.pid}),
-            .upgrade_started => try w.print("upgrade: new generation {d} started", .{ev.pid}),
-            .upgrade_ready => try w.print("upgrade: new generation {d} ready; draining the old one", .{ev.pid}),
-            .upgrade_failed => try w.print("upgrade failed ({s}); still serving", .{switch (v) {
-                1 => "the new generation reported a failure",
-                2 => "the new generation exited before it was ready",
-                3 => "the new generation was not ready in time",
-                4 => "no upgrade program configured",
-                else => if (v < 0) strerror(v) else "could not start the new program",
-            }}),
-            .log_reopened => if (v < 0)
-                try w.print("log reopen failed: {s}", .{strerror(v)})
-            else
-                try w.print("log reopened", .{}),
-            .workers_changed => try w.print("worker count now {d}", .{v}),
-            .worker_failed => try w.print("worker {d} failed to start (code {d})", .{ ev.pid, v }),
-            _ => try w.print("event {d} (pid {d}, value {d})", .{ @backingInt(ev.kind), ev.pid, v }),
-        }
+        var buf: [256]u8 = undefined;
+        const n = c.dk_event_describe(@backingInt(ev.kind), ev.pid, ev.value, @ptrCast(&buf), buf.len);
+        if (n < 0) return w.print("event {d} (pid {d}, value {d})", .{ @backingInt(ev.kind), ev.pid, ev.value });
+        try w.writeAll(buf[0..@min(@as(usize, @intCast(n)), buf.len - 1)]);
     }
 };
 

@@ -423,9 +423,22 @@ pub fn main(init: std.process.Init.Minimal) u8 {
         };
     }
 
-    // 2. Listeners: inherited (socket activation, re-exec, upgrade) or bound.
+    // 2. PID file: opened and locked first, before binding and daemonizing, so "already
+    //    running" reaches the terminal, also when the second start names the same fixed
+    //    port. (After a re-exec or upgrade the inherited locked fd is adopted.)
+    if (opts.pid_path) |path| {
+        var diag: dk.Diagnostics = .{};
+        pidfile = dk.Pidfile.open(path, .{}, &diag) catch {
+            logErr("{f}", .{diag}); // pid file PATH: daemon already running (PID: N)
+            return 1;
+        };
+    }
+
+    // 3. Listeners: inherited (socket activation, re-exec, upgrade) or bound. A bind error
+    //    reaches the terminal; the PID file we locked goes with us.
     const act = dk.listen.fds(.{ .unset = true }, null) catch |e| {
         logErr("LISTEN_FDS: {s}", .{dk.describe(e)});
+        if (pidfile) |pf| pf.remove() catch {};
         return 1;
     };
     if (act.count > 0) {
@@ -434,6 +447,7 @@ pub fn main(init: std.process.Init.Minimal) u8 {
         var diag: dk.Diagnostics = .{};
         lfd = dk.listen.tcp(opts.listen, .{}, &diag) catch {
             logErr("{f}", .{diag}); // 127.0.0.1:8080: Address already in use
+            if (pidfile) |pf| pf.remove() catch {}; // nothing written yet: ours to unlink
             return 1;
         };
     }
@@ -443,16 +457,6 @@ pub fn main(init: std.process.Init.Minimal) u8 {
     var name_buf: [128]u8 = undefined;
     const name = dk.socket.name(lfd, &name_buf) catch std.fmt.bufPrint(&name_buf, "fd {d}", .{lfd}) catch "?";
     logErr("listening on {s}", .{name});
-
-    // 3. PID file: opened and locked before daemonizing, so "already running" reaches
-    //    the terminal. (After a re-exec or upgrade the inherited locked fd is adopted.)
-    if (opts.pid_path) |path| {
-        var diag: dk.Diagnostics = .{};
-        pidfile = dk.Pidfile.open(path, .{}, &diag) catch {
-            logErr("{f}", .{diag}); // pid file PATH: daemon already running (PID: N)
-            return 1;
-        };
-    }
 
     // 4. Daemonize. With -D the launcher waits here for ready()/fail() and exits with the
     //    daemon's verdict; from now on failures go through fail().

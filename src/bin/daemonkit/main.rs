@@ -95,9 +95,12 @@ usage: daemonkit run [options] -- PROGRAM [ARGS...]
                           as long as the daemon lives)
 
 Signals to the supervisor: HUP rolling restart (a new PROGRAM is ready before an old one is
-stopped; the listeners stay open); TERM/INT/QUIT graceful stop (a second one kills);
-TTIN/TTOU one more/fewer worker; USR1 reopen the log and forward USR1. PROGRAM starts with
-USR1 ignored unless it installs its own handler.
+stopped; the listeners stay open; if a new PROGRAM exits before it is ready, the restart is
+abandoned and the old ones keep serving — PROGRAM must use the sockets passed as fd 3..,
+LISTEN_FDS, not bind its own port, which the old copy still holds); TERM/INT/QUIT graceful stop (a second one kills);
+TTIN/TTOU one more/fewer worker; USR1 reopen the log and forward USR1 (to each copy once it
+is ready). PROGRAM starts with every signal disposition at its default and an empty signal
+mask, except USR1, which is ignored unless PROGRAM installs its own handler.
 
 Exit codes: 0 stopped cleanly, or (-D) the daemon is ready; 1 failure, with a message such as
 'daemonkit: pid file /run/app.pid: daemon already running (PID: 4242)'; 2 usage error.";
@@ -232,6 +235,12 @@ fn trampoline(args: Vec<OsString>) -> u8 {
     }
     let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    // PROGRAM starts with the signal state it would have outside: every disposition at its
+    // default and an empty mask — not this Rust binary's ignored SIGPIPE (Rust ignores it
+    // before main, and execve keeps SIG_IGN: `yes | head -1` would then report "Broken
+    // pipe"). The one documented exception: USR1 stays ignored, so a program that knows
+    // nothing of log reopening survives the USR1 the supervisor forwards.
+    daemonkit::signals::reset_child();
     // SAFETY: setting a signal disposition; execv with valid NULL-terminated arrays.
     unsafe {
         libc::signal(libc::SIGUSR1, libc::SIG_IGN);
@@ -252,16 +261,6 @@ fn abandon(pidfile: Option<Pidfile>) {
 
 /// Runs the supervisor. `lsb_start`: an already running daemon is success (`start`).
 pub fn run(cfg: Config, lsb_start: bool) -> u8 {
-    // `start` of a running daemon is success (LSB); checked before binding its port again.
-    if let (true, Some(path)) = (lsb_start, &cfg.pid) {
-        if let Ok(daemonkit::PidState::Running(pid)) = Pidfile::check(path) {
-            eprintln!(
-                "{NAME}: pid file {}: daemon already running (PID: {pid})",
-                path.display()
-            );
-            return 0;
-        }
-    }
     // Everything that can fail on the terminal is checked before the fork.
     let program = match resolve(&cfg.program[0]) {
         Ok(p) => p,
@@ -283,22 +282,9 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
             return 1;
         }
     }
-    let mut listeners: Vec<OwnedFd> = Vec::new();
-    let mut shown = Vec::new();
-    for l in &cfg.listen {
-        match bind(&l.addr) {
-            Ok(fd) => {
-                let name = local_addr_string(fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
-                eprintln!("{NAME}: listening on {name}");
-                shown.push(name);
-                listeners.push(fd);
-            }
-            Err(e) => {
-                eprintln!("{NAME}: {e}");
-                return 1;
-            }
-        }
-    }
+    // The PID file is locked before the listeners are bound: a second start on the same
+    // fixed port is told "already running (PID: N)", not "Address already in use" (and
+    // `start` of a running daemon is success, LSB).
     let mut pidfile = match &cfg.pid {
         None => None,
         Some(path) => match Pidfile::open(path) {
@@ -317,6 +303,23 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
         },
     };
 
+    let mut listeners: Vec<OwnedFd> = Vec::new();
+    let mut shown = Vec::new();
+    for l in &cfg.listen {
+        match bind(&l.addr) {
+            Ok(fd) => {
+                let name = local_addr_string(fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
+                eprintln!("{NAME}: listening on {name}");
+                shown.push(name);
+                listeners.push(fd);
+            }
+            Err(e) => {
+                eprintln!("{NAME}: {e}");
+                abandon(pidfile);
+                return 1;
+            }
+        }
+    }
     if cfg.daemonize {
         let mut d = Daemonize::new();
         for l in &listeners {
@@ -430,6 +433,17 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
                 if let Some(l) = &log {
                     l.reopen();
                 }
+            }
+            event::RELOAD_FAILED => {
+                daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
+                eprintln!(
+                    "{NAME}: HUP: the new {prog_name} could not start while the old one runs, \
+                     so the old copy keeps serving. A program under daemonkit must serve on \
+                     the sockets it is given (fd 3.., LISTEN_FDS; bind them with --listen) \
+                     instead of binding its own port, which the old copy still holds \
+                     (EADDRINUSE)."
+                );
+                return;
             }
             event::EXITED if !announced && !failed_early => {
                 // PROGRAM died before it was ever ready: report it instead of looping.

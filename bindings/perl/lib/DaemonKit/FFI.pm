@@ -47,6 +47,7 @@ our %FUNCTIONS = (
     dk_log_reopen            => [ [], 'int', 'DaemonKit::log_reopen' ],
 
     dk_signal_open           => [ [qw(opaque size_t)], 'int', 'DaemonKit::signal_open' ],
+    dk_signal_open_flags     => [ [qw(opaque size_t uint32)], 'int', 'DaemonKit::signal_open' ],
     dk_signal_next           => [ [], 'int', 'DaemonKit::signal_next' ],
     dk_signal_wait           => [ ['int'], 'int', 'DaemonKit::signal_wait' ],
     dk_signal_close          => [ [], 'int', 'DaemonKit::signal_close' ],
@@ -87,6 +88,7 @@ our %FUNCTIONS = (
     dk_supervisor_set_pidfile          => [ [qw(opaque opaque)], 'int', 'DaemonKit::Supervisor::set_pidfile' ],
     dk_supervisor_set_upgrade          => [ [qw(opaque opaque uint32)], 'int', 'DaemonKit::Supervisor::set_upgrade' ],
     dk_supervisor_run                  => [ ['opaque'], 'int', 'DaemonKit::Supervisor::run' ],
+    dk_event_describe                  => [ [qw(int sint32 sint32 opaque size_t)], 'int', 'DaemonKit::Supervisor::describe_event' ],
 );
 
 our $FFI;          # the FFI::Platypus instance once loaded

@@ -53,6 +53,8 @@ Opens and locks C<$path> (made absolute first; C<mode> default 0644). Croaks
 with C<$!> set:
 
     pid file /run/app.pid: daemon already running (PID: 4242)     # EEXIST; $@->other_pid
+    pid file /run/app.pid: locked by another process, not the pid in the file (PID 4242, not signalled)
+                                                                     # EBUSY; $@->other_pid
     pid file /run/app.pid: is a symbolic link                        # ELOOP
     pid file /run/app.pid: not a regular file                        # EINVAL
     pid file /run/app.pid: Permission denied                         # EACCES, ENOENT, ...
@@ -70,6 +72,9 @@ sub open {
     if ($r == -Errno::EEXIST()) {
         my $who = $other ? "PID: $other" : 'PID: unknown, not written yet';
         DaemonKit::_throw('dk_pidfile_open', $r, "pid file $abs: daemon already running ($who)", other_pid => $other);
+    }
+    if ($r == DaemonKit::DK_ERR_PIDFILE_FOREIGN()) {
+        DaemonKit::_throw('dk_pidfile_open', $r, _foreign($abs, $other), other_pid => $other);
     }
     DaemonKit::_throw('dk_pidfile_open', $r, "pid file $abs: is a symbolic link (refused)") if $r == -Errno::ELOOP();
     DaemonKit::_throw('dk_pidfile_open', $r, "pid file $abs: not a regular file") if $r == -Errno::EINVAL();
@@ -175,9 +180,13 @@ sub remove {
     my $state = DaemonKit::PidFile->check($path);
 
 From the lock, never from C<kill(pid, 0)>: C<'running'> with the holder's
-pid (0 if not written yet), C<'stale'> (file present, lock free) with the
-stale pid (0 if unreadable), or C<'missing'> (no file) with 0. Croaks for
-symlinks, non-regular files and other errors.
+pid (0 if not written yet; the kernel proved that pid holds the lock),
+C<'stale'> (file present, lock free) with the stale pid (0 if unreadable),
+C<'foreign'> with the pid in the file when the lock is held by some other
+process (that pid is not the daemon and is never signalled), or C<'missing'>
+(no file) with 0. Croaks for symlinks, non-regular files and other errors
+(C<EACCES> also when the file is locked and its pid's C</proc> entries are not
+readable: another user's process, as non-root).
 
 =cut
 
@@ -189,6 +198,7 @@ sub check {
     my $state;
     if    ($r == DaemonKit::DK_PIDFILE_RUNNING()) { $state = 'running' }
     elsif ($r == DaemonKit::DK_PIDFILE_STALE())   { $state = 'stale' }
+    elsif ($r == DaemonKit::DK_PIDFILE_FOREIGN()) { $state = 'foreign' }
     elsif ($r == -Errno::ENOENT())                { ($state, $pid) = ('missing', 0) }
     elsif ($r == -Errno::ELOOP())  { DaemonKit::_throw('dk_pidfile_check', $r, "pid file $path: is a symbolic link (refused)") }
     elsif ($r == -Errno::EINVAL()) { DaemonKit::_throw('dk_pidfile_check', $r, "pid file $path: not a regular file") }
@@ -204,7 +214,9 @@ Signals the process holding the PID file, only while it provably holds the
 lock (pinned with a pidfd; a recycled pid is never signalled). Returns the
 pid. Croaks C<pid file PATH: not running (stale pid file; nobody signalled)>
 (C<ESRCH>), C<pid file PATH: No such file or directory>, C<pid file PATH:
-its holder has not written a pid yet> (C<EAGAIN>), C<... Operation not
+its holder has not written a pid yet> (C<EAGAIN>), C<pid file PATH: locked
+by another process, not the pid in the file (PID N, not signalled)>
+(C<EBUSY>: somebody else holds a stale file's lock), C<... Operation not
 permitted>.
 
 =cut
@@ -217,8 +229,16 @@ sub kill {
     my $r = DaemonKit::FFI::dk_pidfile_kill($path, $n, \$pid);
     DaemonKit::_throw('dk_pidfile_kill', $r, "pid file $path: not running (stale pid file; nobody signalled)") if $r == -Errno::ESRCH();
     DaemonKit::_throw('dk_pidfile_kill', $r, "pid file $path: its holder has not written a pid yet") if $r == -Errno::EAGAIN();
+    DaemonKit::_throw('dk_pidfile_kill', $r, _foreign($path, $pid)) if $r == DaemonKit::DK_ERR_PIDFILE_FOREIGN();
     DaemonKit::_fail_op('dk_pidfile_kill', $r, "pid file $path") if $r < 0;
     return $pid;
+}
+
+# The one text for a lock held by a process other than the pid in the file.
+sub _foreign {
+    my ($path, $pid) = @_;
+    my $who = $pid ? " (PID $pid, not signalled)" : '';
+    return "pid file $path: locked by another process, not the pid in the file$who";
 }
 
 sub DESTROY {

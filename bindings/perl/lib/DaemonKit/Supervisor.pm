@@ -114,6 +114,7 @@ my %EVENT_NAME = (
     5 => 'ready', 6 => 'reloading', 7 => 'reloaded', 8 => 'stopping', 9 => 'killed',
     10 => 'upgrade_started', 11 => 'upgrade_ready', 12 => 'upgrade_failed',
     13 => 'log_reopened', 14 => 'workers_changed', 15 => 'worker_failed',
+    16 => 'reload_failed',
 );
 
 sub new {
@@ -363,8 +364,9 @@ sub set_event {
 
     my $line = DaemonKit::Supervisor::describe_event($kind, $pid, $value);
 
-A one-line description like the library's default log line, for your own
-logger (e.g. C<worker 4242 exited with status 1>).
+The library's one description of an event (C<dk_event_describe>: the text of
+its default log line), for your own logger (e.g. C<worker 4242 exited with
+status 1>).
 
 =cut
 
@@ -372,26 +374,11 @@ sub event_name { my $k = shift; $EVENT_NAME{$k} // "event_$k" }
 
 sub describe_event {
     my ($kind, $pid, $value) = @_;
-    my $n = event_name($kind);
-    return "worker $pid started (index $value)" if $n eq 'spawned';
-    if ($n eq 'exited') {
-        return POSIX::WIFSIGNALED($value) ? "worker $pid killed by signal " . POSIX::WTERMSIG($value)
-            : "worker $pid exited with status " . POSIX::WEXITSTATUS($value);
-    }
-    return "worker crashed at start; next start in $value ms" if $n eq 'respawn_delayed';
-    return "worker $pid ready" if $n eq 'worker_ready';
-    return "master $pid ready with $value workers" if $n eq 'ready';
-    return "HUP: rolling restart to generation $value" if $n eq 'reloading';
-    return "rolling restart done (generation $value)" if $n eq 'reloaded';
-    return "stopping; graceful timeout $value ms" if $n eq 'stopping';
-    return "worker $pid killed after the graceful timeout" if $n eq 'killed';
-    return "upgrade: new generation $pid started" if $n eq 'upgrade_started';
-    return "upgrade: new generation $pid ready; draining the old one" if $n eq 'upgrade_ready';
-    return "upgrade failed (code $value); still serving" if $n eq 'upgrade_failed';
-    return 'log reopened' . ($value ? ' (failed: ' . DaemonKit::strerror($value) . ')' : '') if $n eq 'log_reopened';
-    return "worker count now $value" if $n eq 'workers_changed';
-    return "worker $pid failed to start (code $value)" if $n eq 'worker_failed';
-    return "event $kind pid $pid value $value";
+    my $buf = "\0" x 256;
+    my $ptr = unpack('Q', pack('p', $buf));   # $buf outlives the call
+    my $n = DaemonKit::FFI::dk_event_describe($kind // 0, $pid // 0, $value // 0, $ptr, length $buf);
+    DaemonKit::_fail_op('dk_event_describe', $n, 'describe_event') if $n < 0;
+    return substr($buf, 0, $n < 256 ? $n : 255);
 }
 
 =head2 add_listener
