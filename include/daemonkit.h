@@ -233,7 +233,9 @@
 #define DK_EVENT_UPGRADE_FAILED 12
 
 /**
- * USR1: log reopened (value 0, or the negative errno) and forwarded to the workers.
+ * USR1: log reopened (value 0, or the negative errno) and forwarded to the workers that are
+ * ready and not stopping; a worker that has not reported ready yet gets it once it does
+ * (until it installed its handler, USR1's default action would kill it).
  */
 #define DK_EVENT_LOG_REOPENED 13
 

@@ -15,7 +15,9 @@
 //!   too, then KILL. Signals stay blocked across each worker's fork, so one sent to a new
 //!   worker is never taken by the master's handler in the child.
 //!   `TERM`/`INT`/`QUIT`: TERM every worker, wait up to the graceful timeout, KILL the rest,
-//!   unlink the PID file; a second one skips the wait. `USR1`: reopen the log and forward.
+//!   unlink the PID file; a second one skips the wait. `USR1`: reopen the log and forward it
+//!   to the workers that are ready and not stopping (a worker not ready yet gets it when it
+//!   reports ready: until it installed its handler, USR1 would kill it).
 //!   `USR2`: upgrade — a new master generation inherits the listeners and the locked PID file;
 //!   when it reports ready the old one drains and returns [`Outcome::Upgraded`]; if it fails
 //!   or times out it is killed and the old one keeps serving.
@@ -378,7 +380,7 @@ impl Supervisor {
             self.slots[i].ready = true;
             self.crashes = 0;
             self.emit(event::WORKER_READY, self.slots[i].pid, value);
-            if core::mem::take(&mut self.slots[i].usr1_held) {
+            if core::mem::take(&mut self.slots[i].usr1_held) && !self.slots[i].stopping {
                 let _ = signals::send(self.slots[i].pid, libc::SIGUSR1);
             }
         }
@@ -456,8 +458,10 @@ impl Supervisor {
                     0
                 };
                 // Only to workers that are ready: a new one may still have the default action
-                // (death) for USR1. The others get it once they report ready.
-                for s in self.slots.iter_mut().filter(|s| s.pid > 0) {
+                // (death) for USR1; it gets it once it reports ready. Nor to workers told to
+                // stop: one that has finished draining restores the default action as it
+                // leaves (its remaining lines go to the renamed file, none is lost).
+                for s in self.slots.iter_mut().filter(|s| s.pid > 0 && !s.stopping) {
                     if s.ready {
                         let _ = signals::send(s.pid, libc::SIGUSR1);
                     } else {

@@ -6,143 +6,11 @@
 
 mod common;
 
+use common::cli::*;
 use common::*;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The `daemonkit` binary, built once per run with `--features cli` in its own target dir
-/// (`target/cli`): building it inside `cargo test` would compile the library a second time,
-/// with panic=abort, over the test build's unhashed artifacts (see Cargo.toml).
-fn bin() -> &'static str {
-    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let dir = root().join("target/cli");
-        let ok = Command::new(option_env!("CARGO").unwrap_or("cargo"))
-            .args([
-                "build",
-                "--quiet",
-                "--features",
-                "cli",
-                "--bin",
-                "daemonkit",
-            ])
-            .env("CARGO_TARGET_DIR", &dir)
-            .current_dir(root())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "cargo build --features cli --bin daemonkit failed");
-        let built = dir.join("debug/daemonkit");
-        // daemonkit re-executes itself (and the wrapped program reads its script) after the
-        // privilege drop: stage both where `nobody` may reach them, whatever the checkout's
-        // permissions (a fresh clone may be 0700).
-        let stage = stage_dir();
-        let exe = stage.join("daemonkit");
-        std::fs::copy(&built, &exe).unwrap();
-        for f in ["lfd_http.py", "command-server.sh"] {
-            std::fs::copy(root().join("tests/support").join(f), stage.join(f)).unwrap();
-        }
-        exe.display().to_string()
-    })
-}
-
-/// A world-readable directory for this test process, removed when it exits.
-fn stage_dir() -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let d = std::env::temp_dir().join(format!("dk-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        extern "C" fn remove_stage() {
-            let d = std::env::temp_dir().join(format!("dk-cli-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(d);
-        }
-        // SAFETY: registering a plain extern "C" function to run at process exit.
-        unsafe { libc::atexit(remove_stage) };
-        d
-    })
-    .clone()
-}
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn python() -> Option<PathBuf> {
-    ["/usr/bin/python3", "/bin/python3"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-}
-
-fn program() -> Option<Vec<String>> {
-    let py = python()?;
-    Some(vec![py.display().to_string(), {
-        bin(); // stages the script beside the binary
-        stage_dir().join("lfd_http.py").display().to_string()
-    }])
-}
-
-fn dk(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run daemonkit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}, stdout {:?}, stderr {:?}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// `daemonkit start --pid PF --listen 127.0.0.1:PORT [extra] -- python3 lfd_http.py`.
-fn start(pf: &Path, port: u16, extra: &[&str]) -> Output {
-    let prog = program().expect("python3");
-    let pfs = pf.display().to_string();
-    let listen = format!("127.0.0.1:{port}");
-    let mut args = vec![
-        "start",
-        "--pid",
-        &pfs,
-        "--listen",
-        &listen,
-        "--ready",
-        "delay=300",
-        "--graceful-timeout",
-        "5",
-    ];
-    args.extend_from_slice(extra);
-    args.push("--");
-    args.extend(prog.iter().map(String::as_str));
-    dk(&args)
-}
-
-fn hello_pid(port: u16) -> Option<i32> {
-    get(port, "/")
-        .ok()?
-        .trim()
-        .strip_prefix("hello from command pid ")?
-        .parse()
-        .ok()
-}
-
-fn skip_without_python() -> bool {
-    if python().is_none() {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("no /usr/bin/python3 (CI=true)");
-        }
-        eprintln!("skipping: no /usr/bin/python3");
-        return true;
-    }
-    false
-}
 
 #[test]
 fn start_status_reload_stop() {
@@ -532,6 +400,7 @@ fn conformance_rows_for_a_wrapped_program() {
         "daemonize-ready",
         "port-in-use",
         "already-running",
+        "already-running-same-port",
         "stale-pidfile",
         "fail-after-fork",
         "term-graceful",
@@ -544,10 +413,12 @@ fn conformance_rows_for_a_wrapped_program() {
         "usr1-reopen-workers",
         "nofile",
         "listen-port0",
+        "usr1-during-hup",
     ];
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         rows.push("user-group");
+        rows.push("pidfile-foreign-lock");
     }
     let o = Command::new(python().unwrap())
         .arg(root().join("tests/conformance/conformance.py"))
@@ -704,4 +575,310 @@ fn two_listeners_with_names_chdir_umask() {
     let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
     assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
     assert!(!sock.exists(), "unix socket file left behind");
+}
+
+// ------------------------------------------------------------------------------------
+// Attacks tried from outside (issue 13; RELIABILITY.md, "Attacks tried from outside").
+
+#[test]
+fn a_foreign_lock_on_a_stale_pid_file_signals_nobody() {
+    // A daemon killed with -9 left its pid file; the pid in it now belongs to an unrelated
+    // live process; another user took the file's lock. status/stop/reload/start must signal
+    // nobody and say the file is locked by another process.
+    if skip_without_python() || !need_root("a foreign lock held by nobody") {
+        return;
+    }
+    for as_nobody in [true, false] {
+        let dir = TempDir::new("cmd-foreign");
+        let pf = dir.join("app.pid");
+        let pfs = pf.display().to_string();
+        let mut victim = Command::new("sleep").arg("60").spawn().expect("sleep");
+        let vpid = victim.id() as i32;
+        std::fs::write(&pf, format!("{vpid}\n")).unwrap();
+        let mut locker = foreign_locker(&pf, as_nobody);
+        let who = if as_nobody { "nobody" } else { "root" };
+        let want = format!("pid file {pfs}: locked by another process, not the pid in the file");
+
+        let status = dk(&["status", "--pid", &pfs]);
+        let stop = dk(&["stop", "--pid", &pfs, "--timeout", "1"]);
+        let reload = dk(&["reload", "--pid", &pfs]);
+        let port = free_port();
+        let start = start(&pf, port, &[]);
+        std::thread::sleep(Duration::from_millis(300));
+        let victim_alive = victim.try_wait().unwrap().is_none();
+        let locker_alive = locker.try_wait().unwrap().is_none();
+        let content = std::fs::read_to_string(&pf).unwrap_or_default();
+        let _ = victim.kill();
+        let _ = victim.wait();
+        let _ = locker.kill();
+        let _ = locker.wait();
+        for w in children(locker.id() as i32) {
+            kill(w, libc::SIGKILL);
+        }
+        println!(
+            "lock held by {who}: status {:?}, stop {:?}, reload {:?}, start {:?}",
+            status.status.code(),
+            stop.status.code(),
+            reload.status.code(),
+            start.status.code()
+        );
+        assert_eq!(
+            status.status.code(),
+            Some(4),
+            "status ({who}): {}",
+            text(&status)
+        );
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains(&want),
+            "{}",
+            text(&status)
+        );
+        assert_eq!(stop.status.code(), Some(1), "stop ({who}): {}", text(&stop));
+        assert!(
+            String::from_utf8_lossy(&stop.stderr).contains(&want),
+            "{}",
+            text(&stop)
+        );
+        assert_eq!(
+            reload.status.code(),
+            Some(1),
+            "reload ({who}): {}",
+            text(&reload)
+        );
+        assert!(
+            String::from_utf8_lossy(&reload.stderr).contains(&want),
+            "{}",
+            text(&reload)
+        );
+        assert_eq!(
+            start.status.code(),
+            Some(1),
+            "start ({who}): {}",
+            text(&start)
+        );
+        assert!(
+            String::from_utf8_lossy(&start.stderr).contains(&want),
+            "{}",
+            text(&start)
+        );
+        assert!(
+            victim_alive,
+            "the unrelated process {vpid} was signalled (lock: {who})"
+        );
+        assert!(locker_alive, "the lock holder was signalled (lock: {who})");
+        assert_eq!(
+            content.trim(),
+            vpid.to_string(),
+            "the pid file was rewritten"
+        );
+        assert!(get(port, "/").is_err(), "start served although it failed");
+    }
+}
+
+#[test]
+fn usr1_during_rolling_restarts_kills_no_worker() {
+    // -w 4, ten rounds of HUP with USR1 every 2 ms while the new copies start: none may die
+    // of USR1 (SIGUSR1's default action) before it is ready.
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-usr1-hup");
+    let pf = dir.join("app.pid");
+    let log = dir.join("log");
+    let (pfs, logs) = (pf.display().to_string(), log.display().to_string());
+    let port = free_port();
+    let mut reaper = Reaper::default();
+    let o = start(
+        &pf,
+        port,
+        &["-w", "4", "--log", &logs, "--ready", "delay=100"],
+    );
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    for round in 0..10 {
+        let before = children(master);
+        kill(master, libc::SIGHUP);
+        let t0 = Instant::now();
+        let mut rolled = false;
+        while t0.elapsed() < Duration::from_secs(10) {
+            kill(master, libc::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(2));
+            let now = children(master);
+            if now.len() == 4 && now.iter().all(|p| !before.contains(p)) {
+                rolled = true;
+                break;
+            }
+        }
+        assert!(
+            rolled,
+            "round {round}: HUP did not roll: {before:?} -> {:?}",
+            children(master)
+        );
+    }
+    let text_log = std::fs::read_to_string(&log).unwrap_or_default();
+    let deaths: Vec<&str> = text_log
+        .lines()
+        .filter(|l| l.contains("killed by signal 10") || l.contains("crashed at start"))
+        .collect();
+    println!(
+        "10 rounds of HUP + USR1 storms with -w 4: {} lines of deaths",
+        deaths.len()
+    );
+    assert!(deaths.is_empty(), "workers died of USR1: {deaths:?}");
+    assert!(hello_pid(port).is_some());
+    let o = dk(&["stop", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+}
+
+#[test]
+fn program_starts_with_default_signal_dispositions() {
+    // Rust ignores SIGPIPE before main; execve keeps SIG_IGN. PROGRAM must not inherit it
+    // (`yes | head -1` would print "Broken pipe"), nor a blocked mask: only the documented
+    // ignored USR1.
+    let dir = TempDir::new("cmd-sigpipe");
+    let out = dir.join("status");
+    let script = format!(
+        "yes | head -1; grep -E '^Sig(Ign|Blk)' /proc/self/status > {}",
+        out.display()
+    );
+    let o = dk(&[
+        "run",
+        "--ready",
+        "delay=100",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    let status = std::fs::read_to_string(&out).unwrap_or_default();
+    println!(
+        "PROGRAM's signal state: {status:?}; stderr {:?}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("Broken pipe"),
+        "SIGPIPE leaked into PROGRAM: {}",
+        text(&o)
+    );
+    let mask = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+    };
+    assert_eq!(
+        mask("SigBlk:"),
+        Some(0),
+        "a blocked mask leaked: {status:?}"
+    );
+    // Signals 32 and 33 are glibc's own (libc refuses to change them): this test starts
+    // daemonkit through posix_spawn, which leaves them ignored; they are not daemonkit's.
+    let glibc_own = (1u64 << 31) | (1u64 << 32);
+    assert_eq!(
+        mask("SigIgn:").map(|m| m & !glibc_own),
+        Some(1 << (libc::SIGUSR1 - 1)),
+        "only USR1 may be ignored: {status:?}"
+    );
+}
+
+#[test]
+fn a_second_start_on_the_same_fixed_port_says_already_running() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-same-port");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let port = free_port();
+    let mut reaper = Reaper::default();
+    let o = start(&pf, port, &[]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    let prog = program().unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let o = dk(&[
+        "run", "-D", "--pid", &pfs, "--listen", &listen, "--", &prog[0], &prog[1],
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    println!("second run on the same port: {:?} {err:?}", o.status.code());
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        err.contains(&format!("daemon already running (PID: {master})")),
+        "{}",
+        text(&o)
+    );
+    assert!(!err.contains("Address already in use"), "{}", text(&o));
+    assert_eq!(pid_in(&pf), Some(master), "the pid file changed");
+    assert!(hello_pid(port).is_some(), "the first one stopped serving");
+    let o = dk(&["stop", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+}
+
+#[test]
+fn a_program_that_binds_its_own_port_keeps_serving_across_hup() {
+    // No --listen: the program binds 127.0.0.1:PORT itself. On HUP its new copy cannot bind
+    // (the old one holds the port): the rolling restart must be abandoned, saying what the
+    // program must do, with the old copy still serving and no crash loop.
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-own-port");
+    let pf = dir.join("app.pid");
+    let log = dir.join("log");
+    let (pfs, logs) = (pf.display().to_string(), log.display().to_string());
+    let port = free_port();
+    let script = format!(
+        r#"
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = ("hello from command pid %d\n" % os.getpid()).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
+"#
+    );
+    let py = python().unwrap().display().to_string();
+    let mut reaper = Reaper::default();
+    let o = dk(&[
+        "run",
+        "-D",
+        "--pid",
+        &pfs,
+        "--log",
+        &logs,
+        "--ready",
+        "delay=300",
+        "--",
+        &py,
+        "-c",
+        &script,
+    ]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "run: {}", text(&o));
+    let first = hello_pid(port).expect("the program serves");
+    kill(master, libc::SIGHUP);
+    std::thread::sleep(Duration::from_millis(3000));
+    let after = hello_pid(port);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    let spawns = log_text.matches(" started (index ").count();
+    println!("HUP with a program binding its own port: served by {first} then {after:?}, {spawns} spawns");
+    assert_eq!(after, Some(first), "the old copy stopped serving");
+    assert!(log_text.contains("rolling restart abandoned"), "{log_text}");
+    assert!(
+        log_text.contains("LISTEN_FDS"),
+        "no hint what to do: {log_text}"
+    );
+    assert_eq!(
+        spawns, 2,
+        "the new copy was retried (crash loop): {log_text}"
+    );
+    let o = dk(&["stop", "--pid", &pfs]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
 }

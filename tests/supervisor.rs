@@ -433,3 +433,158 @@ fn a_worker_signalled_right_after_its_fork_still_gets_the_signal() {
     kill(m.pid(), libc::SIGTERM);
     assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
 }
+
+const EXITED: i32 = 2;
+const RELOADED: i32 = 7;
+const RELOAD_FAILED: i32 = 16;
+
+/// The pids a SPAWNED event named, in order.
+fn spawned(events: &[(i32, i32, i32)]) -> Vec<(i32, i32)> {
+    events
+        .iter()
+        .filter(|e| e.0 == SPAWNED)
+        .map(|e| (e.1, e.2))
+        .collect()
+}
+
+#[test]
+fn usr1_reaches_a_new_worker_only_once_it_is_ready() {
+    // Each worker sleeps 400 ms before it registers its signals (until then USR1 has its
+    // default action: death). A USR1 sent to the master while a rolling restart's new worker
+    // is in that window must not kill it, and must reach it once it reported ready.
+    let dir = TempDir::new("usr1-held");
+    let usr1 = dir.join("usr1");
+    let usr1s = usr1.display().to_string();
+    let mut m = Master::start(
+        "usr1-held",
+        2,
+        &[("DK_SIGNAL_DELAY_MS", "400"), ("DK_USR1_FILE", &usr1s)],
+    );
+    m.wait_serving();
+    let before = m.wait_workers(2, Duration::from_secs(5));
+    assert_eq!(before.len(), 2, "workers {before:?}");
+    let n0 = spawned(&m.events()).len();
+    kill(m.pid(), libc::SIGHUP);
+    let mut fresh = 0;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            match spawned(&m.events()).get(n0) {
+                Some(&(pid, _)) => {
+                    fresh = pid;
+                    true
+                }
+                None => false,
+            }
+        }),
+        "HUP started no worker"
+    );
+    m.reaper.add(fresh);
+    kill(m.pid(), libc::SIGUSR1); // the new worker is still in its 400 ms without handlers
+    let rolled = wait_until(Duration::from_secs(15), || {
+        m.events().iter().any(|e| e.0 == RELOADED)
+    });
+    let deaths: Vec<_> = m
+        .events()
+        .into_iter()
+        .filter(|e| e.0 == EXITED && libc::WIFSIGNALED(e.2) && libc::WTERMSIG(e.2) == 10)
+        .collect();
+    println!("HUP, USR1 at once: new worker {fresh}; deaths by USR1 {deaths:?}");
+    assert!(deaths.is_empty(), "workers killed by USR1: {deaths:?}");
+    assert!(rolled, "rolling restart did not finish: {:?}", m.events());
+    let got = |pid: i32| {
+        std::fs::read_to_string(&usr1)
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l == format!("usr1 {pid}"))
+    };
+    assert!(
+        wait_until(Duration::from_secs(3), || got(fresh)),
+        "the held USR1 never reached {fresh} after it was ready: {:?}",
+        std::fs::read_to_string(&usr1)
+    );
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn a_new_worker_that_cannot_start_abandons_the_rolling_restart() {
+    // Workers exit 1 at once while FLAG exists (as a program that binds its own port gets
+    // EADDRINUSE while the old copy holds it). HUP must not crash-loop or stop the old
+    // workers: the roll is abandoned, the old generation keeps serving.
+    let dir = TempDir::new("roll-abandon");
+    let flag = dir.join("flag");
+    let flags = flag.display().to_string();
+    let mut m = Master::start("roll-abandon", 2, &[("DK_CRASH_IF_EXISTS", &flags)]);
+    m.wait_serving();
+    let before = m.wait_workers(2, Duration::from_secs(5));
+    assert_eq!(before.len(), 2);
+    let n0 = spawned(&m.events()).len();
+    std::fs::write(&flag, "").unwrap();
+    kill(m.pid(), libc::SIGHUP);
+    let abandoned = wait_until(Duration::from_secs(5), || {
+        m.events().iter().any(|e| e.0 == RELOAD_FAILED)
+    });
+    std::thread::sleep(Duration::from_millis(2500));
+    let tries = spawned(&m.events()).len() - n0;
+    let now = children(m.pid());
+    println!("HUP with a failing new worker: {tries} spawn(s), workers {before:?} -> {now:?}");
+    assert!(abandoned, "no RELOAD_FAILED event: {:?}", m.events());
+    assert_eq!(tries, 1, "the failing worker was retried: {:?}", m.events());
+    assert_eq!(now, before, "the old workers did not stay");
+    assert!(matches!(served_pid(m.port), Some(p) if before.contains(&p)));
+
+    // The cause gone, the next HUP rolls as usual.
+    std::fs::remove_file(&flag).unwrap();
+    kill(m.pid(), libc::SIGHUP);
+    let rolled = wait_until(Duration::from_secs(10), || {
+        let now = children(m.pid());
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    assert!(rolled, "second HUP did not roll: {:?}", children(m.pid()));
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
+fn worker_indices_are_the_slots_0_to_n_minus_1() {
+    let mut m = Master::start("indices", 4, &[]);
+    m.wait_serving();
+    assert_eq!(m.wait_workers(4, Duration::from_secs(5)).len(), 4);
+    for round in 1..=2 {
+        let before = children(m.pid());
+        kill(m.pid(), libc::SIGHUP);
+        let rolled = wait_until(Duration::from_secs(15), || {
+            let now = children(m.pid());
+            now.len() == 4 && now.iter().all(|p| !before.contains(p))
+        });
+        assert!(rolled, "HUP {round} did not roll");
+    }
+    let rolls = spawned(&m.events());
+    assert!(
+        rolls.iter().all(|&(_, i)| (0..4).contains(&i)),
+        "-w 4 across two HUPs: indices {rolls:?}"
+    );
+    let live = |m: &Master| -> Vec<i32> {
+        let ev = spawned(&m.events());
+        let mut v: Vec<i32> = children(m.pid())
+            .iter()
+            .filter_map(|p| ev.iter().rev().find(|e| e.0 == *p).map(|e| e.1))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(live(&m), vec![0, 1, 2, 3]);
+    kill(m.pid(), libc::SIGTTIN);
+    assert_eq!(m.wait_workers(5, Duration::from_secs(5)).len(), 5);
+    assert_eq!(live(&m), vec![0, 1, 2, 3, 4]);
+    kill(m.pid(), libc::SIGTTOU);
+    assert_eq!(m.wait_workers(4, Duration::from_secs(10)).len(), 4);
+    println!("indices after 2 HUPs, TTIN, TTOU: {:?}", live(&m));
+    assert_eq!(
+        live(&m),
+        vec![0, 1, 2, 3],
+        "TTOU must stop the highest slot"
+    );
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}

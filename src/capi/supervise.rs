@@ -60,7 +60,9 @@ pub const DK_EVENT_UPGRADE_READY: c_int = 11;
 /// failure, 2 it exited first, 3 timeout, 4 no upgrade program set, or a negative errno
 /// from starting it.
 pub const DK_EVENT_UPGRADE_FAILED: c_int = 12;
-/// USR1: log reopened (value 0, or the negative errno) and forwarded to the workers.
+/// USR1: log reopened (value 0, or the negative errno) and forwarded to the workers that are
+/// ready and not stopping; a worker that has not reported ready yet gets it once it does
+/// (until it installed its handler, USR1's default action would kill it).
 pub const DK_EVENT_LOG_REOPENED: c_int = 13;
 /// TTIN/TTOU: value = the new worker count.
 pub const DK_EVENT_WORKERS_CHANGED: c_int = 14;

@@ -2,6 +2,8 @@
 //! 127.0.0.1, /proc inspection, and a guard that kills every process a test started (by pid).
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -207,4 +209,24 @@ pub fn need_root(what: &str) -> bool {
     }
     eprintln!("skipping {what}: not root");
     false
+}
+
+/// A process that holds `path`'s lock (`flock -x -n PATH sleep 60`, the real util-linux
+/// command), as `nobody` when `as_nobody`. Returns it once the lock is held.
+pub fn foreign_locker(path: &std::path::Path, as_nobody: bool) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new("flock");
+    cmd.arg("-x").arg("-n").arg(path).args(["sleep", "60"]);
+    if as_nobody {
+        cmd.uid(65534).gid(65534);
+    }
+    let child = cmd.spawn().expect("flock (util-linux)");
+    let locked = wait_until(Duration::from_secs(5), || {
+        matches!(
+            daemonkit::Pidfile::check(path),
+            Ok(daemonkit::PidState::Foreign(_))
+        )
+    });
+    assert!(locked, "flock never took the lock of {}", path.display());
+    child
 }

@@ -514,16 +514,17 @@ class Ctx:
             env.update(extra)
         return env
 
-    def spawn(self, argv, env_extra=None):
-        """Start ARGV as our child, stdout/stderr to files.  Returns the Popen
-        with .out_path/.err_path."""
+    def spawn(self, argv, env_extra=None, user=None):
+        """Start ARGV as our child, stdout/stderr to files (as USER, a uid, when
+        given: root only).  Returns the Popen with .out_path/.err_path."""
         self.nrun += 1
         out_path = self.path(f"run{self.nrun}.out")
         err_path = self.path(f"run{self.nrun}.err")
         with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
             self.log(f"spawn: {shlex.join(argv)}")
+            ids = {} if user is None else {"user": user, "group": user, "extra_groups": []}
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                 env=self.env(env_extra), close_fds=True)
+                                 env=self.env(env_extra), close_fds=True, **ids)
         p.out_path, p.err_path = out_path, err_path
         self.popens.append(p)
         self.learn(p.pid)
@@ -931,6 +932,68 @@ def row_already_running(c):
     need(closed, problems, f"something still accepts on the second port {port2}")
     return verdict(problems, f"second launcher exit {r.rc}, stderr {tail(r.err)}; {first}; "
                              f"pid file still {pid_now}")
+
+
+@row("already-running-same-port")
+def row_already_running_same_port(c):
+    a = c.start_daemon()
+    c.step("second launch with the same pid file and the same fixed port")
+    r = c.launch(c.daemon_args(a.port, a.pidfile))
+    problems = []
+    need(r.rc not in (0, None), problems, r.describe())
+    want = f"already running (PID: {a.pid})"
+    if want not in r.err:
+        where = " (it is on stdout)" if want in r.out else ""
+        problems.append(f"stderr lacks {want!r}{where} (the PID file must be locked "
+                        f"before binding)")
+    need("already in use" not in r.err.lower(), problems,
+         "stderr speaks of the port, not of the running instance")
+    need(alive(a.pid), problems, f"first daemon {a.pid} no longer running")
+    try:
+        resp = http_get(a.port, "/")
+        need(resp.status == 200, problems, f"first daemon answers {resp.short()}")
+    except Exception as e:
+        problems.append(f"first daemon does not answer: {e}")
+    pid_now, raw = read_pidfile(a.pidfile)
+    need(pid_now == a.pid, problems, f"pid file now holds {raw!r}, not {a.pid}")
+    return verdict(problems, f"second launcher exit {r.rc}, stderr {tail(r.err)}; "
+                             f"pid file still {pid_now}")
+
+
+@row("pidfile-foreign-lock")
+def row_pidfile_foreign_lock(c):
+    """A stale pid file names an unrelated live process, and another user (nobody)
+    holds its lock: a start must refuse, say the file is locked by another process,
+    and signal nobody."""
+    prereq(os.geteuid() == 0, "not running as root")
+    prereq(shutil.which("flock") is not None, "no flock(1) (util-linux)")
+    os.chmod(c.tmp, 0o755)
+    pf = c.path("dk.pid")
+    victim = c.spawn(["sleep", "60"])
+    with open(pf, "w") as f:
+        f.write(f"{victim.pid}\n")
+    os.chmod(pf, 0o644)
+    locker = c.spawn(["flock", "-x", "-n", pf, "sleep", "60"],
+                     user=pwd.getpwnam("nobody").pw_uid)
+    if not wait_until(lambda: lock_state(pf) == "held", 5.0):
+        raise Fail(f"flock as nobody never took the lock ({read_text(locker.err_path)!r})")
+    port = free_port()
+    c.step("launch with the foreign-locked pid file")
+    r = c.launch(c.daemon_args(port, pf))
+    time.sleep(0.3)
+    problems = []
+    need(r.rc not in (0, None), problems, r.describe())
+    want = "locked by another process"
+    need(want in r.err, problems, f"stderr lacks {want!r}")
+    need(f"already running (PID: {victim.pid})" not in r.err, problems,
+         f"claims the unrelated {victim.pid} is the running daemon")
+    need(victim.poll() is None, problems, f"the unrelated process {victim.pid} was signalled")
+    need(locker.poll() is None, problems, "the lock holder was signalled")
+    pid_now, raw = read_pidfile(pf)
+    need(pid_now == victim.pid, problems, f"pid file rewritten: {raw!r}")
+    need(not port_accepting(port, 0.3), problems, "the refused start listens anyway")
+    return verdict(problems, f"launcher exit {r.rc}, stderr {tail(r.err)}; "
+                             f"{victim.pid} and the locker untouched")
 
 
 @row("stale-pidfile")
@@ -1347,6 +1410,105 @@ def row_usr1_reopen(c):
 @row("usr1-reopen-workers")
 def row_usr1_reopen_workers(c):
     return usr1_reopen(c, workers=True)
+
+
+@row("usr1-during-hup", bound=60.0)
+def row_usr1_during_hup(c):
+    """-w 4: rounds of HUP with USR1 every 2 ms while the new workers start. None may die
+    of USR1's default action before it installed its handler (seen as an extra worker
+    pid in a round, a "killed by signal 10" line, or a roll that stalls)."""
+    log = c.path("server.log")
+    a = c.start_daemon(["-w", "4", "--log", log])
+    c.wait_workers(a.pid, 4, timeout=5.0)
+    problems, extra, rounds = [], [], 8
+    for rnd in range(rounds):
+        before = set(c.kids(a.pid))
+        seen = set()
+        c.step(f"round {rnd}: HUP + USR1 storm")
+        c.signal(a.pid, signal.SIGHUP)
+        t0 = time.monotonic()
+        rolled = False
+        while time.monotonic() - t0 < 10.0:
+            c.signal(a.pid, signal.SIGUSR1)
+            time.sleep(0.002)
+            kids = set(children_of(a.pid))
+            seen |= kids - before
+            if len(kids) == 4 and not kids & before:
+                rolled = True
+                break
+        if not rolled:
+            problems.append(f"round {rnd}: roll not done in 10 s ({sorted(c.kids(a.pid))})")
+            break
+        if len(seen) > 4:
+            extra.append((rnd, len(seen)))
+        time.sleep(0.05)
+    need(not extra, problems, f"rounds with more than 4 new workers (respawns): {extra}")
+    text = read_text(log)
+    need("signal 10" not in text, problems,
+         "the log shows a worker killed by signal 10: "
+         + tail("\n".join(l for l in text.splitlines() if "signal 10" in l)))
+    need(alive(a.pid), problems, "master gone")
+    try:
+        need(http_get(a.port, "/").status == 200, problems, "does not serve afterwards")
+    except Exception as e:
+        problems.append(f"does not serve afterwards: {e}")
+    return verdict(problems, f"{rounds} rounds of HUP + USR1 storms with -w 4, 4 new workers "
+                             f"each, no death by USR1")
+
+
+SIG_PIPE_BIT = 1 << (signal.SIGPIPE - 1)
+GLIBC_OWN = (1 << 31) | (1 << 32)    # signals 32 and 33: glibc's own, nobody can change them
+
+
+def signal_masks(pid):
+    st = proc_status(pid) or {}
+    return (int(st.get("SigBlk", "0"), 16) & ~GLIBC_OWN,
+            int(st.get("SigIgn", "0"), 16) & ~GLIBC_OWN)
+
+
+@row("signal-state", bound=60.0)
+def row_signal_state(c):
+    """Every server process, single and with workers, at start, after HUP and after USR2:
+    no signal left blocked, none ignored but SIGPIPE (what a server asks for itself) —
+    no state leaked from the library's forks, re-execs and upgrades."""
+    problems, seen = [], []
+
+    def look(when, pids):
+        for pid in pids:
+            blk, ign = signal_masks(pid)
+            need(blk == 0, problems, f"{when}: {pid} SigBlk {blk:016x}")
+            need(ign & ~SIG_PIPE_BIT == 0, problems, f"{when}: {pid} SigIgn {ign:016x}")
+        seen.append(f"{when}: {len(pids)} process(es) clean")
+
+    for extra in ([], ["-w", "2"]):
+        what = "single" if not extra else "-w 2"
+        a = c.start_daemon(extra)
+        if extra:
+            c.wait_workers(a.pid, 2)
+        look(f"{what} start", [a.pid] + c.kids(a.pid))
+        before = set(c.kids(a.pid))
+        c.signal(a.pid, signal.SIGHUP)
+        if extra:
+            wait_until(lambda: (lambda k: len(k) == 2 and not k & before)(set(c.kids(a.pid))),
+                       10.0)
+        else:
+            time.sleep(1.0)
+        wait_until(lambda: port_accepting(a.port, 0.3), 5.0)
+        look(f"{what} after HUP", [a.pid] + c.kids(a.pid))
+        c.signal(a.pid, signal.SIGUSR2)
+        moved = wait_until(lambda: (read_pidfile(a.pidfile)[0] or a.pid) != a.pid
+                           and not alive(a.pid), 15.0)
+        new, _ = read_pidfile(a.pidfile)
+        if not moved or not new:
+            problems.append(f"{what}: USR2 did not hand over to a new generation")
+            continue
+        c.learn(new)
+        if extra:
+            c.wait_workers(new, 2, timeout=5.0)
+        look(f"{what} after USR2", [new] + c.kids(new))
+        c.signal(new, signal.SIGTERM)
+        wait_until(lambda: not alive(new), 10.0)
+    return verdict(problems, "; ".join(seen))
 
 
 def usr2_upgrade(c, workers):

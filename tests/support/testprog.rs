@@ -18,6 +18,11 @@
 //! `DK_CHROOT=DIR` (chroot there before daemonizing), `DK_LOG=FILE` (stdout/stderr to FILE,
 //! a line per request), `DK_IGNORE_TERM=1` (workers ignore TERM).
 //!
+//! Hardening (tests/hardening.rs): `DK_SIGNAL_DELAY_MS` (a worker sleeps that long before it
+//! registers its signals: a wide window in which it still has the default actions),
+//! `DK_USR1_FILE=FILE` (a worker appends `usr1 PID` there for each USR1 it handles),
+//! `DK_CRASH_IF_EXISTS=FILE` (a worker exits 1 at once while FILE exists).
+//!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
 use daemonkit::rust::{self as dk, Outcome, Prefork};
@@ -93,6 +98,14 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
                 }
                 libc::SIGUSR1 => {
                     let _ = dk::reopen_output();
+                    if let Some(f) = env("DK_USR1_FILE") {
+                        let mut f = std::fs::OpenOptions::new()
+                            .create(true)
+                            .append(true)
+                            .open(f)
+                            .unwrap();
+                        let _ = writeln!(f, "usr1 {}", std::process::id());
+                    }
                 }
                 _ => {}
             }
@@ -221,6 +234,10 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
     let crash = env("DK_CRASH").is_some();
+    let crash_if = env("DK_CRASH_IF_EXISTS");
+    let signal_delay: u64 = env("DK_SIGNAL_DELAY_MS")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let ignore_term = env("DK_IGNORE_TERM").is_some();
     let events = env("DK_EVENTS");
     if let Some(path) = env("DK_REAPER") {
@@ -259,9 +276,14 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
     let l = &listener;
     let outcome = p
         .run(move |_index| {
-            if crash {
+            if crash
+                || crash_if
+                    .as_ref()
+                    .is_some_and(|f| std::path::Path::new(f).exists())
+            {
                 return 1;
             }
+            std::thread::sleep(Duration::from_millis(signal_delay));
             let sigs = if ignore_term {
                 // SAFETY: ignoring a signal; no handler runs.
                 unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };

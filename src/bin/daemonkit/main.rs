@@ -57,7 +57,8 @@ Exit codes:
               already running), 1 failure (the message says what), 2 usage error
   stop        0 stopped or not running, 1 could not stop it, 2 usage error
   reload      0 HUP sent, 7 not running, 1 other error, 2 usage error
-  status      0 running, 1 dead but the pid file remains, 3 not running, 4 unknown
+  status      0 running, 1 dead but the pid file remains, 3 not running, 4 unknown (the
+              file cannot be read, or it is locked by a process other than its pid)
 
 `daemonkit help COMMAND` or `daemonkit COMMAND --help` describes one command.";
 
@@ -116,8 +117,10 @@ usage: daemonkit stop --pid FILE [--timeout SECONDS]
 
 Sends TERM to the daemon holding FILE's lock, waits up to --timeout (default 35 s) for the
 lock to be released and that process to exit, then sends KILL. A pid file whose lock is
-free is stale: its pid is never signalled. Exit codes: 0 stopped or not running, 1 could
-not stop it, 2 usage error.";
+free is stale: its pid is never signalled. Neither is the pid of a file whose lock is held
+by some other process ('locked by another process, not the pid in the file': the kernel
+says which process holds the lock, /proc/PID/fdinfo). Exit codes: 0 stopped or not
+running, 1 could not stop it (or the file is locked by another process), 2 usage error.";
 
 const HELP_RESTART: &str = "\
 usage: daemonkit restart --pid FILE [--timeout SECONDS] [run options] -- PROGRAM [ARGS...]
@@ -135,7 +138,8 @@ const HELP_STATUS: &str = "\
 usage: daemonkit status --pid FILE
 
 Exit codes (LSB): 0 running, 1 dead but the pid file remains (stale), 3 not running,
-4 unknown (the pid file cannot be read).";
+4 unknown (the pid file cannot be read, or it is locked by a process other than the pid
+written in it — nobody is signalled, and that pid is not reported as running).";
 
 /// Finds PROGRAM like a shell would (a name without '/' through `$PATH`), as an absolute
 /// path: the daemon's working directory is `/`.
