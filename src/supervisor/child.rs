@@ -1,0 +1,117 @@
+//! Forking a worker: the parent side (slot, events) and the child side, which runs only
+//! async-signal-safe code until the post-fork hook, then the worker entry or the exec.
+
+use super::*;
+
+impl Supervisor {
+    /// Forks a worker for slot `index` (0..N-1, see [`Self::free_index`]).
+    pub(super) fn spawn(&mut self, index: u32) -> Res<()> {
+        let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else {
+            return Err(Errno(libc::EAGAIN));
+        };
+        let mut prepared = if self.exec_argv.is_null() {
+            None
+        } else {
+            match exec::prepare_worker(
+                self.exec_argv,
+                &self.listeners[..self.nlisteners],
+                self.names(),
+            ) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    // The program vanished or lost its execute bit: say so, retry in a second.
+                    self.next_spawn = sys::now_ms() + 1000;
+                    self.emit(event::RESPAWN_DELAYED, 0, 1000);
+                    return Err(e);
+                }
+            }
+        };
+        let [r, w] = sys::pipe_cloexec(false)?;
+        // Signals stay blocked across the fork: the child must not run our handler before
+        // `child` resets its signal state (a TERM sent to the new worker would be swallowed
+        // there and the worker would live on). The child's reset unblocks them.
+        let mask = signals::block_all();
+        // SAFETY: fork; the child runs async-signal-safe code until the caller's hook.
+        let pid = unsafe { libc::fork() };
+        if pid != 0 {
+            signals::set_mask(&mask);
+        }
+        if pid < 0 {
+            let e = Errno::last();
+            sys::close(r);
+            sys::close(w);
+            self.next_spawn = sys::now_ms() + 1000;
+            self.emit(event::RESPAWN_DELAYED, 0, 1000);
+            return Err(e);
+        }
+        if pid == 0 {
+            self.child(r, w, index, prepared.as_mut());
+        }
+        sys::close(w);
+        let _ = sys::set_nonblock(r);
+        self.slots[slot] = Slot {
+            pid,
+            ready_fd: r,
+            started: sys::now_ms(),
+            ready: false,
+            stopping: false,
+            stop_at: u64::MAX,
+            generation: self.generation,
+            index,
+            usr1_held: false,
+        };
+        self.emit(event::SPAWNED, pid, index as i32);
+        Ok(())
+    }
+
+    /// The worker side of the fork. Never returns.
+    pub(super) fn child(
+        &mut self,
+        r: c_int,
+        w: c_int,
+        index: u32,
+        prepared: Option<&mut exec::Prepared>,
+    ) -> ! {
+        // Die with the master; and if it already died, do not start at all.
+        // SAFETY: prctl/getppid with plain arguments.
+        unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if libc::getppid() != self.master {
+                libc::_exit(1);
+            }
+        }
+        signals::reset_child();
+        fds::reset_log_lock_in_child();
+        // An in-process worker is the same program: it keeps the master's ignored SIGPIPE. A
+        // program a worker executes starts with every disposition at its default, as it
+        // would outside.
+        if self.sigpipe_ignored && prepared.is_none() {
+            let _ = signals::ignore_sigpipe();
+        }
+        sys::close(r);
+        for s in self.slots.iter() {
+            sys::close(s.ready_fd);
+        }
+        if let Some((_, fd, _)) = self.upgrade {
+            sys::close(fd);
+        }
+        daemon::set_channel(Role::Plain, -1);
+        fds::close_private_in_child();
+        daemon::set_channel(Role::Worker, w);
+        if let Some(p) = prepared {
+            p.exec_in_child(w);
+        }
+        if let Some((hook, ctx)) = self.post_fork {
+            hook(ctx, index);
+        }
+        let code = match self.worker {
+            Some((f, ctx)) => f(ctx, index),
+            None => 1,
+        };
+        // SAFETY: flush C stdio, then leave without the master's atexit handlers.
+        unsafe {
+            libc::fflush(core::ptr::null_mut());
+            libc::_exit(code & 0xff)
+        }
+    }
+}

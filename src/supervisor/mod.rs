@@ -1,0 +1,487 @@
+//! The prefork supervisor: a master that forks N workers sharing the listeners and runs its
+//! own loop on the signal fd.
+//!
+//! * Workers start with default signal dispositions and an empty mask, without the PID file
+//!   fd, the signal pipe or the other workers' pipes, run a post-fork hook (where a language
+//!   runtime rebuilds its event loop), and die with the master (`PR_SET_PDEATHSIG` plus a
+//!   check that the master is still their parent).
+//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`), respawns
+//!   crashed ones and throttles a crash loop (a worker dying within 1 s of its start delays the
+//!   next spawn by at least 1 s, backing off); a worker that exits 0 by itself (max-requests)
+//!   is replaced at once.
+//! * `HUP`: rolling restart — a new worker is started and has reported ready before an old
+//!   one is told to stop, one at a time. `TTIN`/`TTOU`: one more / one fewer (never below 1).
+//!   A worker told to stop on its own (TTOU, a rolling restart) gets the graceful timeout
+//!   too, then KILL. Signals stay blocked across each worker's fork, so one sent to a new
+//!   worker is never taken by the master's handler in the child.
+//!   `TERM`/`INT`/`QUIT`: TERM every worker, wait up to the graceful timeout, KILL the rest,
+//!   unlink the PID file; a second one skips the wait. `USR1`: reopen the log and forward it
+//!   to the workers that are ready and not stopping (a worker not ready yet gets it when it
+//!   reports ready: until it installed its handler, USR1 would kill it).
+//!   `USR2`: upgrade — a new master generation inherits the listeners and the locked PID file;
+//!   when it reports ready the old one drains and returns [`Outcome::Upgraded`]; if it fails
+//!   or times out it is killed and the old one keeps serving.
+//! * Events reach the caller through a callback taking plain integers (or go to stderr).
+
+use crate::daemon::{self, Role, MAX_MESSAGE};
+use crate::exec;
+use crate::fds;
+use crate::pidfile::PidFile;
+use crate::signals;
+use crate::sys::{self, Errno, Res};
+use core::ffi::{c_char, c_int, c_void, CStr};
+
+mod child;
+pub mod event;
+mod restart;
+mod slots;
+mod upgrade;
+
+pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
+use slots::{Slot, EMPTY};
+
+#[cfg(feature = "std")]
+pub mod rust;
+
+/// Worker entry: runs in the child, returns its exit status.
+pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
+/// Post-fork hook: runs in the child before the worker entry.
+pub type HookFn = extern "C" fn(ctx: *mut c_void, index: u32);
+/// Event callback: runs in the master's loop (never in a signal handler).
+pub type EventFn = extern "C" fn(ctx: *mut c_void, kind: c_int, pid: i32, value: i32);
+
+/// Most workers one master runs.
+pub const MAX_WORKERS: usize = 256;
+
+/// How [`Supervisor::run`] ended (in the master).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Graceful stop finished; the PID file was unlinked. Exit 0.
+    Stopped = 0,
+    /// A new generation took over; the PID file belongs to it. Exit 0 without removing it.
+    Upgraded = 1,
+}
+
+/// A supervisor's configuration and state. Create with [`Supervisor::new`], configure, then
+/// [`Supervisor::run`].
+pub struct Supervisor {
+    pub workers: u32,
+    pub graceful_ms: u32,
+    pub ready_timeout_ms: u32,
+    pub upgrade_timeout_ms: u32,
+    pub worker: Option<(WorkerFn, *mut c_void)>,
+    pub exec_argv: *const *const c_char,
+    pub post_fork: Option<(HookFn, *mut c_void)>,
+    pub on_event: Option<(EventFn, *mut c_void)>,
+    pub listeners: [c_int; exec::MAX_FDS],
+    pub nlisteners: usize,
+    pub names: *const c_char,
+    pub pidfile: *mut PidFile,
+    pub upgrade_argv: *const *const c_char,
+    slots: [Slot; MAX_WORKERS],
+    generation: u32,
+    crashes: u32,
+    next_spawn: u64,
+    stopping: bool,
+    upgraded: bool,
+    announced: bool,
+    rolling: bool,
+    upgrade: Option<(i32, c_int, u64)>,
+    master: i32,
+    sigpipe_ignored: bool,
+}
+
+impl Supervisor {
+    /// Defaults: 1 worker, 30 s graceful timeout, workers assumed ready after 2 s without a
+    /// report, 60 s upgrade timeout.
+    pub fn new() -> Self {
+        Supervisor {
+            workers: 1,
+            graceful_ms: 30_000,
+            ready_timeout_ms: 2_000,
+            upgrade_timeout_ms: 60_000,
+            worker: None,
+            exec_argv: core::ptr::null(),
+            post_fork: None,
+            on_event: None,
+            listeners: [-1; exec::MAX_FDS],
+            nlisteners: 0,
+            names: core::ptr::null(),
+            pidfile: core::ptr::null_mut(),
+            upgrade_argv: core::ptr::null(),
+            slots: [EMPTY; MAX_WORKERS],
+            generation: 0,
+            crashes: 0,
+            next_spawn: 0,
+            stopping: false,
+            upgraded: false,
+            announced: false,
+            rolling: false,
+            upgrade: None,
+            master: 0,
+            sigpipe_ignored: false,
+        }
+    }
+
+    /// Adds a listener passed to workers (and to an upgrade's new generation).
+    pub fn add_listener(&mut self, fd: c_int) -> Res<()> {
+        if !sys::fd_valid(fd) {
+            return Err(Errno(libc::EBADF));
+        }
+        if self.nlisteners >= exec::MAX_FDS - 2 {
+            return Err(Errno(libc::ENOSPC));
+        }
+        self.listeners[self.nlisteners] = fd;
+        self.nlisteners += 1;
+        Ok(())
+    }
+
+    fn names(&self) -> Option<&CStr> {
+        if self.names.is_null() {
+            None
+        } else {
+            // SAFETY: the caller set a valid C string that outlives the supervisor.
+            Some(unsafe { CStr::from_ptr(self.names) })
+        }
+    }
+
+    fn emit(&self, kind: i32, pid: i32, value: i32) {
+        match self.on_event {
+            Some((f, ctx)) => f(ctx, kind, pid, value),
+            None => default_log(kind, pid, value),
+        }
+    }
+
+    /// Runs the master loop until a graceful stop or a completed upgrade. Returns in workers
+    /// never: a worker exits with its entry's return value.
+    pub fn run(&mut self) -> Res<Outcome> {
+        if self.worker.is_none() && self.exec_argv.is_null() {
+            return Err(Errno(libc::EINVAL));
+        }
+        if self.workers == 0 || self.workers as usize > MAX_WORKERS {
+            return Err(Errno(libc::EINVAL));
+        }
+        self.master = sys::getpid();
+        // Workers keep an ignored SIGPIPE (as exec would); every other disposition is reset.
+        // SAFETY: querying the current SIGPIPE action into a valid struct.
+        self.sigpipe_ignored = unsafe {
+            let mut old: libc::sigaction = core::mem::zeroed();
+            libc::sigaction(libc::SIGPIPE, core::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_IGN
+        };
+        // The supervisor owns the process's signal pipe for the run and closes it at the end:
+        // a registration the caller made would be drained by this loop and torn down after.
+        if signals::registered_here() {
+            return Err(Errno(libc::EBUSY));
+        }
+        let sigfd = signals::open(&[
+            libc::SIGHUP,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGCHLD,
+        ])?;
+        loop {
+            self.reap();
+            self.kill_overdue();
+            if self.stopping {
+                if self.live().count() == 0 {
+                    break;
+                }
+            } else {
+                self.maintain();
+                self.check_ready_timeouts();
+                self.check_announce();
+            }
+            self.wait(sigfd)?;
+            while let s @ 1.. = signals::next() {
+                self.on_signal(s);
+            }
+        }
+        signals::close();
+        if let Some((pid, fd, _)) = self.upgrade.take() {
+            sys::close(fd);
+            let _ = signals::send(pid, libc::SIGKILL);
+            // Reaping our own child (EINTR retried: no zombie left behind).
+            let _ = sys::waitpid(pid, &mut 0, 0);
+        }
+        if self.upgraded {
+            return Ok(Outcome::Upgraded);
+        }
+        if !self.pidfile.is_null() {
+            // SAFETY: the caller's PID file handle outlives the supervisor run.
+            let _ = unsafe { &*self.pidfile }.unlink();
+        }
+        Ok(Outcome::Stopped)
+    }
+
+    /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
+    /// happens or the next deadline.
+    fn wait(&mut self, sigfd: c_int) -> Res<()> {
+        let mut pfds = [libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        }; MAX_WORKERS + 2];
+        let mut map = [usize::MAX; MAX_WORKERS + 2];
+        pfds[0] = libc::pollfd {
+            fd: sigfd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut n = 1;
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.pid > 0 && s.ready_fd >= 0 {
+                pfds[n] = libc::pollfd {
+                    fd: s.ready_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                map[n] = i;
+                n += 1;
+            }
+        }
+        let up = n;
+        if let Some((_, fd, _)) = self.upgrade {
+            pfds[n] = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            n += 1;
+        }
+        let now = sys::now_ms();
+        let mut deadline = now + 500;
+        if !self.stopping && self.next_spawn > now {
+            deadline = deadline.min(self.next_spawn);
+        }
+        for s in self.live().filter(|s| s.stopping) {
+            deadline = deadline.min(s.stop_at.max(now));
+        }
+        if let Some((_, _, d)) = self.upgrade {
+            deadline = deadline.min(d.max(now));
+        }
+        let t = deadline.saturating_sub(now) as c_int;
+        // SAFETY: pfds holds n initialized pollfds.
+        let r = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, t) };
+        if r < 0 {
+            let e = Errno::last();
+            return if e.0 == libc::EINTR { Ok(()) } else { Err(e) };
+        }
+        for i in 1..n {
+            if pfds[i].revents == 0 {
+                continue;
+            }
+            if i == up && self.upgrade.is_some() {
+                self.upgrade_event();
+            } else if map[i] != usize::MAX {
+                self.worker_message(map[i]);
+            }
+        }
+        if let Some((pid, fd, d)) = self.upgrade {
+            if sys::now_ms() >= d {
+                self.upgrade = None;
+                let mut msg = [0u8; MAX_MESSAGE];
+                // Deadline passed: wait_ready with a tiny timeout kills and reaps it.
+                let r = exec::wait_ready(pid, fd, 1, &mut msg);
+                self.upgrade_done(pid, r, &msg);
+            }
+        }
+        Ok(())
+    }
+
+    fn worker_message(&mut self, i: usize) {
+        let fd = self.slots[i].ready_fd;
+        let mut buf = [0u8; 4 + MAX_MESSAGE];
+        // SAFETY: reading into a valid buffer from our non-blocking pipe.
+        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && sys::get_errno() == libc::EAGAIN {
+            return;
+        }
+        if n > 0 && buf[0] == b'r' {
+            self.mark_ready(i, self.slots[i].index as i32);
+        } else if n > 0 && buf[0] == b'f' {
+            let code = if n > 1 { buf[1] as i32 } else { 1 };
+            self.emit(event::WORKER_FAILED, self.slots[i].pid, code);
+        }
+        // One message per pipe: done with it either way.
+        sys::close(fd);
+        self.slots[i].ready_fd = -1;
+    }
+
+    fn mark_ready(&mut self, i: usize, value: i32) {
+        if !self.slots[i].ready {
+            self.slots[i].ready = true;
+            self.crashes = 0;
+            self.emit(event::WORKER_READY, self.slots[i].pid, value);
+            if core::mem::take(&mut self.slots[i].usr1_held) && !self.slots[i].stopping {
+                let _ = signals::send(self.slots[i].pid, libc::SIGUSR1);
+            }
+        }
+    }
+
+    fn check_ready_timeouts(&mut self) {
+        let now = sys::now_ms();
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid > 0
+                && !s.ready
+                && !s.stopping
+                && now >= s.started + self.ready_timeout_ms as u64
+            {
+                self.mark_ready(i, -1);
+            }
+        }
+    }
+
+    fn check_announce(&mut self) {
+        let cur = self.generation;
+        let ready_now = self
+            .live()
+            .filter(|s| !s.stopping && s.ready && s.generation == cur)
+            .count();
+        let old = self
+            .live()
+            .filter(|s| !s.stopping && s.generation < cur)
+            .count();
+        if !self.announced && ready_now >= self.workers as usize {
+            self.announced = true;
+            if let Err(e) = daemon::ready() {
+                self.emit(event::READY, self.master, e.to_c());
+            } else {
+                self.emit(event::READY, self.master, self.workers as i32);
+            }
+        }
+        if self.rolling && old == 0 && ready_now >= self.active().min(self.workers as usize) {
+            self.rolling = false;
+            let _ = crate::notify::ready();
+            self.emit(event::RELOADED, self.master, cur as i32);
+        }
+    }
+
+    fn on_signal(&mut self, s: c_int) {
+        match s {
+            libc::SIGCHLD => {}
+            libc::SIGHUP if !self.stopping => {
+                self.generation += 1;
+                self.rolling = true;
+                let _ = crate::notify::reloading();
+                self.emit(event::RELOADING, self.master, self.generation as i32);
+            }
+            libc::SIGTTIN if !self.stopping => {
+                let n = signals::take_count(s).max(1);
+                self.workers = (self.workers + n).min(MAX_WORKERS as u32);
+                self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
+            }
+            libc::SIGTTOU if !self.stopping => {
+                let n = signals::take_count(s).max(1);
+                self.workers = self.workers.saturating_sub(n).max(1);
+                self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
+            }
+            libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
+                if self.stopping {
+                    self.kill_all();
+                } else {
+                    self.begin_stop();
+                }
+            }
+            libc::SIGUSR1 => {
+                let r = if fds::log_active() {
+                    fds::log_reopen().map_or_else(|e| e.to_c(), |_| 0)
+                } else {
+                    0
+                };
+                // Only to workers that are ready: a new one may still have the default action
+                // (death) for USR1; it gets it once it reports ready. Nor to workers told to
+                // stop: one that has finished draining restores the default action as it
+                // leaves (its remaining lines go to the renamed file, none is lost).
+                for s in self.slots.iter_mut().filter(|s| s.pid > 0 && !s.stopping) {
+                    if s.ready {
+                        let _ = signals::send(s.pid, libc::SIGUSR1);
+                    } else {
+                        s.usr1_held = true;
+                    }
+                }
+                self.emit(event::LOG_REOPENED, self.master, r);
+            }
+            libc::SIGUSR2 if !self.stopping => self.begin_upgrade(),
+            _ => {}
+        }
+    }
+
+    fn begin_stop(&mut self) {
+        self.stopping = true;
+        self.release_listeners();
+        let _ = crate::notify::stopping();
+        self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
+        for i in 0..MAX_WORKERS {
+            if self.slots[i].pid > 0 {
+                self.stop_one(i);
+            }
+        }
+    }
+
+    /// Drops the master's reference to each listening socket (the fd number now refers to
+    /// /dev/null, so the caller's later close stays valid): once the draining workers have
+    /// closed theirs, new connections are refused instead of waiting unanswered in the
+    /// backlog. A successor generation holds its own references.
+    fn release_listeners(&mut self) {
+        // SAFETY: opening /dev/null and dup2 onto fds the caller handed us.
+        unsafe {
+            let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+            if null < 0 {
+                return;
+            }
+            for &fd in &self.listeners[..self.nlisteners] {
+                libc::dup2(null, fd);
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+            sys::close(null);
+        }
+    }
+
+    fn kill_all(&mut self) {
+        for i in 0..MAX_WORKERS {
+            let pid = self.slots[i].pid;
+            if pid > 0 {
+                self.slots[i].stop_at = u64::MAX;
+                if signals::send(pid, libc::SIGKILL).is_ok() {
+                    self.emit(event::KILLED, pid, 0);
+                }
+            }
+        }
+    }
+
+    /// TERMs one worker; [`Self::kill_overdue`] kills it if it still runs after the graceful
+    /// timeout (counted from the first TERM it got).
+    fn stop_one(&mut self, i: usize) {
+        let deadline = sys::now_ms().saturating_add(self.graceful_ms as u64);
+        self.slots[i].stopping = true;
+        self.slots[i].stop_at = self.slots[i].stop_at.min(deadline);
+        let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+    }
+
+    /// KILLs each stopping worker that outlived its graceful timeout.
+    fn kill_overdue(&mut self) {
+        let now = sys::now_ms();
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid > 0 && s.stopping && now >= s.stop_at {
+                self.slots[i].stop_at = u64::MAX;
+                if signals::send(s.pid, libc::SIGKILL).is_ok() {
+                    self.emit(event::KILLED, s.pid, 0);
+                }
+            }
+        }
+    }
+}
+
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new()
+    }
+}
