@@ -22,14 +22,12 @@ all: lib
 
 lib: $(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a
 
-$(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a: Cargo.toml build.rs $(wildcard src/*.rs src/*/*.rs)
-	CARGO_TARGET_DIR=$(CAPI_TARGET) cargo rustc --quiet --release --no-default-features --lib --crate-type cdylib
+# One LTO staticlib; packaging/link-capi.sh makes the .a (one object, only dk_* global) and
+# the .so (version script packaging/libdaemonkit.map, soname libdaemonkit.so.0) from it.
+$(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a: Cargo.toml build.rs $(wildcard src/*.rs src/*/*.rs) \
+		packaging/link-capi.sh packaging/libdaemonkit.map
 	CARGO_TARGET_DIR=$(CAPI_TARGET) cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib
-	mkdir -p $(OUT)
-	cp $(CAPI_TARGET)/release/libdaemonkit.so $(OUT)/libdaemonkit.so.$(VERSION)
-	ln -sf libdaemonkit.so.$(VERSION) $(OUT)/libdaemonkit.so.0
-	ln -sf libdaemonkit.so.0 $(OUT)/libdaemonkit.so
-	cp $(CAPI_TARGET)/release/libdaemonkit.a $(OUT)/libdaemonkit.a
+	packaging/link-capi.sh $(CAPI_TARGET)/release/libdaemonkit.a $(OUT) $(VERSION)
 
 demo: lib
 	$(MAKE) -s -C examples/c
