@@ -14,7 +14,7 @@ use FFI::Platypus::Memory qw(malloc free strdup memcpy);
 use FFI::Platypus::Buffer qw(scalar_to_buffer);
 use FFI::Platypus::Closure ();    # loaded now: a daemon may not read @INC after dropping privileges
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 # Name => [ [argument types], return type, the Perl wrapper that exposes it ].
 # Types follow include/daemonkit.h: buffers, fd arrays and argv vectors are
