@@ -16,6 +16,11 @@
 #![cfg_attr(not(feature = "std"), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
+// Linux only (pidfd, close_range, prctl, SCM_RIGHTS, abstract sockets): say so up front
+// rather than with a page of unresolved libc items.
+#[cfg(not(target_os = "linux"))]
+compile_error!("daemonkit supports Linux only");
+
 pub mod sys;
 
 pub mod daemon;
@@ -49,12 +54,6 @@ pub use pidfile::{default_path, Pidfile, State as PidState, Stopped};
 pub use privileges::drop_privileges;
 #[cfg(feature = "std")]
 pub use signals::{SignalFlags, Signals};
-
-/// The header cbindgen generated in this build (the staleness test compares it with the
-/// committed `include/daemonkit.h`).
-#[cfg(feature = "std")]
-#[doc(hidden)]
-pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/daemonkit.h"));
 
 #[cfg(all(not(feature = "std"), not(test)))]
 #[panic_handler]

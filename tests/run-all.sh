@@ -24,7 +24,7 @@ step() {
 
 zig() { python3 -m ziglang "$@"; }
 libsize() {
-    local so tmp; so=target/lib/libdaemonkit.so.0.1.0; tmp=$(mktemp)
+    local so tmp; so=$(readlink -f target/lib/libdaemonkit.so.0); tmp=$(mktemp)
     cp "$so" "$tmp" && strip "$tmp"
     echo "stripped libdaemonkit.so: $(stat -c %s "$tmp") bytes (target: at most 65536)"
     echo "dynamic dependencies: $(ldd "$so" | awk '{print $1}' | tr '\n' ' ')"
@@ -68,6 +68,16 @@ step "clippy (std)" cargo clippy --all-targets -- -D warnings
 step "clippy (the daemonkit command)" cargo clippy --all-targets --features cli -- -D warnings
 step "clippy (no_std core)" cargo clippy --no-default-features --lib -- -D warnings
 step "no_std build" cargo build --quiet --no-default-features --lib
+# ---- Packaging (issue 15): ABI, versions and licences, man pages, the crate, make install
+# to a prefix (command, Perl dist, Zig consumer), the Debian packages (installed and purged).
+step "clippy (header generator)" cargo clippy --quiet -p daemonkit-header -- -D warnings
+step "ABI guard: exports == committed list, one version node, glibc <= 2.28, .a only dk_*" tests/abi.sh
+step "one version number, licence texts in every package, changelogs" tests/versions.sh
+step "man pages generated from the header (man -l) and completions" tests/man.sh
+step "crate: cargo package, cargo install, a consumer builds no cbindgen, rust-version" tests/crate.sh
+step "make install to a prefix: command, man, Perl dist (N/A, CPAN flow), Zig consumer" tests/install.sh
+step "Debian packages: make deb, lintian, dpkg -i, C and Perl against /usr, purge" tests/deb.sh
+# ---- end of packaging steps
 # tests/faults.rs (fault injection: fork refused, full disks, no /dev/null, readiness timeout,
 # upgrade steps killed, TERM ignored) runs here with the other integration tests.
 step "cargo test (unit, header, supervisor, processes, fault injection, quick starts)" \

@@ -31,6 +31,19 @@ APT_PKGS=(
     curl
     g++
 )
+# Packaging (issue 15): `make deb` and tests/deb.sh (debhelper, dpkg-dev, lintian), the man
+# page checks (man-db), the Perl dist's Makefile.PL (libffi-checklib-perl), the completion
+# checks (bash-completion, zsh), the .a/.so link and ABI checks (binutils).
+APT_PKGS+=(
+    debhelper
+    dpkg-dev
+    lintian
+    man-db
+    libffi-checklib-perl
+    bash-completion
+    zsh
+    binutils
+)
 
 is_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]

@@ -3,7 +3,8 @@
 //!
 //!   -Ddk-lib-dir=DIR     where libdaemonkit.a / libdaemonkit.so are
 //!                        (default: ../../target/lib, relative to this directory;
-//!                        build them with `cargo build --release --no-default-features`)
+//!                        `make lib` in the repository builds them there; after `make
+//!                        install`, pass PREFIX/lib)
 //!   -Ddk-include-dir=DIR where daemonkit.h is, for the header check (default ../../include)
 //!   -Dshared=true        link libdaemonkit.so (with an rpath) instead of libdaemonkit.a
 const std = @import("std");

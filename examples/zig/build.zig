@@ -3,7 +3,7 @@
 //! It uses the binding in ../../bindings/zig (a path dependency in build.zig.zon), which
 //! links libdaemonkit statically by default:
 //!
-//!   cd ../.. && cargo build --release --no-default-features   # the library first
+//!   cd ../.. && make lib                                     # the library first (target/lib)
 //!   python3 -m ziglang build                                   # zig-out/bin/dk-hello
 //!   python3 -m ziglang build -Dshared=true                     # against libdaemonkit.so
 //!   python3 -m ziglang build -Ddk-lib-dir=/elsewhere/release   # another library build

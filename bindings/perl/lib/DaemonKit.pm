@@ -13,7 +13,7 @@ use Scalar::Util ();
 use DaemonKit::FFI ();
 use DaemonKit::Error ();
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 # What a re-exec or an upgrade should run, resolved now: at `use DaemonKit`
 # time the working directory is still the one the program was started in,

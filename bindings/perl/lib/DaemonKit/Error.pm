@@ -7,7 +7,7 @@ use overload
     'bool'   => sub { 1 },
     fallback => 1;
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 =head1 NAME
 

@@ -14,7 +14,7 @@ use FFI::Platypus::Memory qw(malloc free strdup memcpy);
 use FFI::Platypus::Buffer qw(scalar_to_buffer);
 use FFI::Platypus::Closure ();    # loaded now: a daemon may not read @INC after dropping privileges
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 # Name => [ [argument types], return type, the Perl wrapper that exposes it ].
 # Types follow include/daemonkit.h: buffers, fd arrays and argv vectors are
@@ -131,22 +131,67 @@ and L<DaemonKit::Supervisor> instead, which croak with a useful message.
     my $path = DaemonKit::FFI::find_library($explicit);
 
 Where the library will be loaded from, in this order: the explicit path
-given, C<$ENV{DAEMONKIT_LIB}>, then the system library path (found with
-L<FFI::CheckLib>, else the soname C<libdaemonkit.so.0> / C<libdaemonkit.so>
-for the dynamic loader to resolve through C<LD_LIBRARY_PATH> and
-F<ld.so.cache>).
+given; C<$ENV{DAEMONKIT_LIB}>; the library directory recorded when this
+module was built (C<perl Makefile.PL> takes it from C<pkg-config>, see
+L</configured_libdir>); the system library path and C<LD_LIBRARY_PATH>
+(found with L<FFI::CheckLib>); the C<libdir> that C<pkg-config> reports
+for C<daemonkit> now; else the soname C<libdaemonkit.so.0> /
+C<libdaemonkit.so> for the dynamic loader to resolve through
+F<ld.so.cache>. So an installed library is found with no variable set:
+the Debian package's through the loader, a C<make install> to any prefix
+through the directory recorded at build time or C<pkg-config>.
+
+=head2 configured_libdir
+
+    my $dir = DaemonKit::FFI::configured_libdir();   # undef in the source tree
+
+The directory holding F<libdaemonkit.so.0> that C<perl Makefile.PL>
+recorded in the installed copy of this module (C<undef> when it recorded
+none, and when running from the source tree).
 
 =cut
+
+# Replaced by Makefile.PL (PM_FILTER) in the copy that `make` puts in blib/ and installs.
+my $CONFIGURED_LIBDIR = '@DAEMONKIT_LIBDIR@';
+
+sub configured_libdir {
+    return undef if $CONFIGURED_LIBDIR eq '' || $CONFIGURED_LIBDIR =~ /^\@/;
+    return $CONFIGURED_LIBDIR;
+}
+
+sub _in_dir {
+    my ($dir) = @_;
+    return undef unless defined $dir && length $dir;
+    for my $f ('libdaemonkit.so.0', 'libdaemonkit.so') {
+        return "$dir/$f" if -e "$dir/$f";
+    }
+    return undef;
+}
+
+sub _pkg_config_libdir {
+    my $dir = eval {
+        local $SIG{__WARN__} = sub { };
+        open(my $fh, '-|', 'pkg-config', '--variable=libdir', 'daemonkit') or return undef;
+        my $out = <$fh>;
+        close $fh or return undef;
+        $out;
+    };
+    return undef unless defined $dir;
+    chomp $dir;
+    return $dir;
+}
 
 sub find_library {
     my ($explicit) = @_;
     return $explicit if defined $explicit && length $explicit;
     return $ENV{DAEMONKIT_LIB} if defined $ENV{DAEMONKIT_LIB} && length $ENV{DAEMONKIT_LIB};
+    if (my $f = _in_dir(configured_libdir())) { return $f }
     my @found = eval {
         require FFI::CheckLib;
         FFI::CheckLib::find_lib(lib => 'daemonkit', symbol => 'dk_version');
     };
     return $found[0] if @found;
+    if (my $f = _in_dir(_pkg_config_libdir())) { return $f }
     return 'libdaemonkit.so.0';
 }
 

@@ -17,7 +17,7 @@ use POSIX ();
 use DaemonKit ();
 use DaemonKit::IOAsync::Signals ();
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 =head1 NAME
 

@@ -8,7 +8,7 @@ use File::Spec ();
 use DaemonKit ();
 use DaemonKit::FFI ();
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 =head1 NAME
 

@@ -9,7 +9,7 @@ use Scalar::Util ();
 use DaemonKit ();
 use DaemonKit::FFI ();
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 =head1 NAME
 

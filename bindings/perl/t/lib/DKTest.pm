@@ -32,7 +32,14 @@ BEGIN {
     $ENV{DAEMONKIT_LIB} = $LIB if defined $LIB;     # children (perl -e ...) use the same one
 }
 
-use lib "$FindBin::Bin/../lib";
+# The modules under test: blib/lib when run by `make test` (the built copy, with the
+# library directory Makefile.PL recorded), else the source tree's lib/.
+our $MODLIB;
+BEGIN {
+    ($MODLIB) = grep { m{(?:^|/)blib/lib/?\z} } @INC;
+    $MODLIB = defined $MODLIB ? Cwd::abs_path($MODLIB) : Cwd::abs_path("$FindBin::Bin/../lib");
+}
+use lib $MODLIB;
 use DaemonKit::FFI ();
 DaemonKit::FFI::load($LIB);
 
@@ -127,7 +134,7 @@ sub in_child {
     return wantarray ? ($out, $?) : $out;
 }
 
-sub perl_cmd { ($^X, (map { "-I$_" } "$DIST/lib", "$T/lib")) }
+sub perl_cmd { ($^X, (map { "-I$_" } $MODLIB, "$T/lib")) }
 
 # Runs perl -e CODE (binding on @INC) and returns its stdout+stderr and wait status.
 sub run_perl {

@@ -12,7 +12,7 @@ use DaemonKit::Error ();
 use Errno ();
 use Scalar::Util ();
 
-our $VERSION = '0.01';
+our $VERSION = '0.1.0';
 
 # The library has one signal pipe per process: whichever notifier drains it
 # dispatches to the notifier that asked for the signal.
