@@ -257,6 +257,13 @@
 #define DK_EVENT_RELOAD_FAILED 16
 
 /**
+ * The restart policy gave up (`dk_supervisor_set_restart`): pid of the last crashed worker,
+ * value = the crash count of the window. Every worker is stopped; `dk_supervisor_run`
+ * returns `DK_SUPERVISOR_GAVE_UP`.
+ */
+#define DK_EVENT_GAVE_UP 17
+
+/**
  * `dk_supervisor_run`: graceful stop finished, PID file unlinked; exit 0.
  */
 #define DK_SUPERVISOR_STOPPED 0
@@ -265,6 +272,34 @@
  * `dk_supervisor_run`: a new generation took over; exit 0 without removing the PID file.
  */
 #define DK_SUPERVISOR_UPGRADED 1
+
+/**
+ * `dk_supervisor_run`: the restart policy gave up (too many crashes within its window):
+ * every worker was stopped and the PID file unlinked. Exit with a distinct code.
+ */
+#define DK_SUPERVISOR_GAVE_UP 2
+
+/**
+ * `dk_supervisor_set_flags`: reap every child, not only the workers — orphans of their
+ * descendants are reparented to the master when it is PID 1 (a container's init) or, with
+ * this flag, a child subreaper (`dk_supervisor_run` makes it one).
+ */
+#define DK_SUPERVISOR_REAP_ALL 1
+
+/**
+ * `dk_supervisor_set_flags`: one worker, run once (tini's model): not respawned; HUP, INT,
+ * QUIT, USR1 and USR2 are forwarded to it, TERM as the stop signal (INT, QUIT and TERM also
+ * start the graceful timeout); the master stops when it exits and
+ * `dk_supervisor_exit_status` gives its status. Needs 1 worker.
+ */
+#define DK_SUPERVISOR_ONCE 2
+
+/**
+ * `dk_supervisor_set_flags`: each worker leads a process group of its own, and the signals
+ * the master sends it (stop signal, forwarded signals, KILL) go to the whole group, like
+ * `tini -g`.
+ */
+#define DK_SUPERVISOR_SIGNAL_GROUP 4
 
 /**
  * Most workers one supervisor runs.
@@ -305,6 +340,14 @@ typedef void (*dk_hook_fn)(void *ctx, uint32_t index);
  * documented for each kind.
  */
 typedef void (*dk_event_fn)(void *ctx, int kind, int32_t pid, int32_t value);
+
+/**
+ * Worker output callback, run in the master just before each worker is forked: return an
+ * fd that becomes the worker's stdout and stderr (the master closes it after the fork, so
+ * hand over a fresh one, e.g. the write end of a pipe whose read end you keep), or -1 to
+ * let the worker inherit the master's.
+ */
+typedef int (*dk_stdio_fn)(void *ctx, uint32_t index);
 
 #ifdef __cplusplus
 extern "C" {
@@ -624,6 +667,17 @@ int dk_listen_fds(uint32_t flags, char *names, size_t names_len);
 int dk_notify(const char *state);
 
 /**
+ * s6's readiness protocol: makes `dk_ready()` also write a newline to `fd` and close it
+ * (the fd a service directory's `notification-fd` file names; s6-supervise opens it for
+ * the daemon, and `s6-svwait -U` returns once the newline arrives). The fd becomes
+ * close-on-exec and the library's own: `dk_daemonize`'s fd sweep keeps it, workers and
+ * exec'd programs do not get it, and a worker's `dk_ready()` does not write it (the
+ * supervisor's master writes it once every initial worker is ready). Returns 0, `-EBADF`
+ * for a negative or closed fd.
+ */
+int dk_notify_fd(int fd);
+
+/**
  * Sends `RELOADING=1` with `MONOTONIC_USEC=<now>` (systemd `Type=notify-reload`); send
  * `READY=1` when the reload is done. Returns as `dk_notify`.
  */
@@ -837,17 +891,65 @@ int dk_supervisor_set_pidfile(dk_supervisor *sv, dk_pidfile *pf);
 int dk_supervisor_set_upgrade(dk_supervisor *sv, const char *const *argv, uint32_t timeout_ms);
 
 /**
+ * Sets the signal that stops a worker — a rolling restart's old worker, TTOU, a graceful
+ * stop (default SIGTERM; Starman, for one, stops gracefully on SIGQUIT). `-EINVAL` for a
+ * signal that cannot be caught or handled through a pipe (KILL, STOP, the synchronous
+ * faults) or 0.
+ */
+int dk_supervisor_set_stop_signal(dk_supervisor *sv, int sig);
+
+/**
+ * Sets the restart policy. A worker that dies within a second of its start delays the next
+ * start by 1 s, doubling every third such crash in a row, at most `max_backoff_ms` (0: the
+ * default, 8000). After `give_up` crashes (any exit the master did not ask for, other than
+ * a clean one after the worker was ready) within `window_ms`, the master stops every
+ * worker, emits `DK_EVENT_GAVE_UP` and `dk_supervisor_run` returns
+ * `DK_SUPERVISOR_GAVE_UP`; `give_up` 0 never gives up (the default). `-EINVAL` for
+ * `give_up` above 64, or a `give_up` with a 0 window.
+ */
+int dk_supervisor_set_restart(dk_supervisor *sv,
+                              uint32_t max_backoff_ms,
+                              uint32_t give_up,
+                              uint32_t window_ms);
+
+/**
+ * Sets `DK_SUPERVISOR_REAP_ALL`, `DK_SUPERVISOR_ONCE`, `DK_SUPERVISOR_SIGNAL_GROUP` (0
+ * clears them). `-EINVAL` for unknown bits.
+ */
+int dk_supervisor_set_flags(dk_supervisor *sv, uint32_t flags);
+
+/**
+ * Sets the worker output callback (NULL `f`: workers inherit the master's stdout and
+ * stderr). Use it to tell the workers' lines apart (a pipe per worker).
+ */
+int dk_supervisor_set_stdio(dk_supervisor *sv, dk_stdio_fn f, void *ctx);
+
+/**
+ * After `dk_supervisor_run`: the exit code the master should leave with — with
+ * `DK_SUPERVISOR_ONCE` the worker's (its exit status, or 128 + the signal that killed it),
+ * otherwise 0. `-EINVAL` for a NULL handle.
+ */
+int dk_supervisor_exit_status(dk_supervisor *sv);
+
+/**
  * Runs the master: forks the workers and handles HUP (rolling restart), TTIN/TTOU,
  * TERM/INT/QUIT (graceful stop; a second one kills at once), USR1 (log reopen, forwarded),
  * USR2 (upgrade) and CHLD (reaping only its own workers, respawning, crash throttle) on the
  * library's signal fd. Calls `dk_ready()` once every initial worker is ready. Returns
  * `DK_SUPERVISOR_STOPPED` after a graceful stop (PID file unlinked) or
  * `DK_SUPERVISOR_UPGRADED` after a successful upgrade (leave the PID file alone); exit 0
- * in both cases. Never returns in a worker (it exits with the entry's return value).
+ * in both cases; `DK_SUPERVISOR_GAVE_UP` when the restart policy gave up. Never returns
+ * in a worker (it exits with the entry's return value).
  * When the graceful stop begins the master releases its references to the listening
  * sockets (the fds given to `dk_supervisor_add_listener` then refer to /dev/null; close them
  * as usual), so new connections are refused once the workers have closed theirs.
- * Errors: `-EINVAL` no worker entry or program set, or NULL handle; signal setup errnos.
+ * Each exec'd worker also gets `SERVER_STARTER_PORT` (the listeners as `ADDR=FD` joined by
+ * `;`) and `SERVER_STARTER_GENERATION` (1, then +1 per rolling restart): Server::Starter's
+ * protocol, which Starman, Starlet and Gazelle speak.
+ * Errors: `-EINVAL` no worker entry or program set, NULL handle, `DK_SUPERVISOR_ONCE` with
+ * more than one worker; `-EBUSY` signals are already registered in this process (the
+ * master owns the signal pipe while it runs: `dk_signal_close` first); signal setup
+ * errnos.
  */
 int dk_supervisor_run(dk_supervisor *sv);
 

@@ -434,7 +434,8 @@ fn launcher_wait(r: c_int, intermediate: i32, timeout_ms: u32) -> ! {
 }
 
 /// Reports readiness: to the launcher (daemon), the old master (upgrade), the master
-/// (worker); and, except in a worker, `READY=1` to `$NOTIFY_SOCKET` when set (with
+/// (worker); and, except in a worker, `\n` to s6's readiness fd when one was set
+/// ([`crate::notify::set_ready_fd`]) and `READY=1` to `$NOTIFY_SOCKET` when set (with
 /// `MAINPID` for a new generation). Calling it again only re-notifies.
 pub fn ready() -> Res<()> {
     let role = role();
@@ -446,6 +447,7 @@ pub fn ready() -> Res<()> {
         sys::close(fd);
     }
     if role != Role::Worker {
+        crate::notify::ready_fd_write();
         let r = if role == Role::Upgrade {
             let mut b = sys::Buf::<64>::new();
             b.push(b"MAINPID=")

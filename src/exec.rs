@@ -38,8 +38,23 @@ pub struct Spec<'a> {
 }
 
 /// Variables a worker started by the supervisor must not inherit: the master alone speaks
-/// to systemd.
-const WORKER_SKIP: [&[u8]; 3] = [b"NOTIFY_SOCKET=", b"WATCHDOG_USEC=", b"WATCHDOG_PID="];
+/// to systemd, and the Server::Starter variables are the supervisor's own for its workers.
+const WORKER_SKIP: [&[u8]; 5] = [
+    b"NOTIFY_SOCKET=",
+    b"WATCHDOG_USEC=",
+    b"WATCHDOG_PID=",
+    b"SERVER_STARTER_PORT=",
+    b"SERVER_STARTER_GENERATION=",
+];
+
+/// What an exec'd worker is told in Server::Starter's terms (Starman, Starlet, Gazelle and
+/// every `Plack::Handler` that speaks it read them): `SERVER_STARTER_PORT`, the listeners
+/// as `ADDR=FD` joined by `;` (`127.0.0.1:8080=3;/run/app.sock=4`), and
+/// `SERVER_STARTER_GENERATION`, 1 for the first workers, +1 per rolling restart.
+pub(crate) struct Starter<'a> {
+    pub port: &'a [u8],
+    pub generation: u32,
+}
 
 const SKIP: [&[u8]; 6] = [
     b"LISTEN_PID=",
@@ -55,6 +70,7 @@ const SKIP: [&[u8]; 6] = [
 struct Vars {
     listen_pid: [u8; 32],
     listen_fds: [u8; 32],
+    starter_generation: [u8; 48],
     pidfile: [u8; 48],
     ready: [u8; 48],
     reexec: [u8; 24],
@@ -65,6 +81,7 @@ struct Env {
     envp: *mut *const c_char,
     vars: *mut Vars,
     names: *mut c_char,
+    starter_port: *mut c_char,
 }
 
 impl Drop for Env {
@@ -74,7 +91,23 @@ impl Drop for Env {
             libc::free(self.envp.cast());
             libc::free(self.vars.cast());
             libc::free(self.names.cast());
+            libc::free(self.starter_port.cast());
         }
+    }
+}
+
+/// `NAME=value` (NUL-terminated) in a new malloc'd block, or NULL when out of memory.
+fn assign_bytes(name: &[u8], value: &[u8]) -> *mut c_char {
+    // SAFETY: malloc of plain memory, checked; we copy name + value + NUL into it.
+    unsafe {
+        let p: *mut u8 = libc::malloc(name.len() + value.len() + 1).cast();
+        if p.is_null() {
+            return core::ptr::null_mut();
+        }
+        core::ptr::copy_nonoverlapping(name.as_ptr(), p, name.len());
+        core::ptr::copy_nonoverlapping(value.as_ptr(), p.add(name.len()), value.len());
+        *p.add(name.len() + value.len()) = 0;
+        p.cast()
     }
 }
 
@@ -98,7 +131,7 @@ impl Env {
         pidfile_fd: Option<c_int>,
         ready_fd: Option<c_int>,
         reexec: bool,
-        worker: bool,
+        worker: Option<&Starter>,
     ) -> Res<Env> {
         // SAFETY: environ is the process's environment array, NULL-terminated.
         let mut count = 0usize;
@@ -112,9 +145,10 @@ impl Env {
         // SAFETY: malloc of plain memory, checked below; zeroed via calloc.
         let mut env = unsafe {
             Env {
-                envp: libc::calloc(count + 8, core::mem::size_of::<*const c_char>()).cast(),
+                envp: libc::calloc(count + 10, core::mem::size_of::<*const c_char>()).cast(),
                 vars: libc::calloc(1, core::mem::size_of::<Vars>()).cast(),
                 names: core::ptr::null_mut(),
+                starter_port: core::ptr::null_mut(),
             }
         };
         if env.envp.is_null() || env.vars.is_null() {
@@ -124,7 +158,7 @@ impl Env {
         let vars = unsafe { &mut *env.vars };
         let mut k = 0usize;
         let mut push = |p: *const c_char, env: &mut Env| {
-            // SAFETY: envp has count + 8 slots; at most count + 6 are pushed.
+            // SAFETY: envp has count + 10 slots; at most count + 8 are pushed.
             unsafe { *env.envp.add(k) = p };
             k += 1;
         };
@@ -134,7 +168,7 @@ impl Env {
                 let e = *environ.add(i);
                 let bytes = CStr::from_ptr(e).to_bytes();
                 if SKIP.iter().any(|s| bytes.starts_with(s))
-                    || (worker && WORKER_SKIP.iter().any(|s| bytes.starts_with(s)))
+                    || (worker.is_some() && WORKER_SKIP.iter().any(|s| bytes.starts_with(s)))
                 {
                     continue;
                 }
@@ -147,20 +181,24 @@ impl Env {
             push(vars.listen_pid.as_ptr().cast(), &mut env);
             push(vars.listen_fds.as_ptr().cast(), &mut env);
             if let Some(names) = names {
-                let nb = names.to_bytes();
-                let prefix = b"LISTEN_FDNAMES=";
-                // SAFETY: malloc of plain memory, checked; we copy prefix + names + NUL.
-                unsafe {
-                    env.names = libc::malloc(prefix.len() + nb.len() + 1).cast();
-                    if env.names.is_null() {
-                        return Err(Errno(libc::ENOMEM));
-                    }
-                    let dst = env.names.cast::<u8>();
-                    core::ptr::copy_nonoverlapping(prefix.as_ptr(), dst, prefix.len());
-                    core::ptr::copy_nonoverlapping(nb.as_ptr(), dst.add(prefix.len()), nb.len());
-                    *dst.add(prefix.len() + nb.len()) = 0;
+                env.names = assign_bytes(b"LISTEN_FDNAMES=", names.to_bytes());
+                if env.names.is_null() {
+                    return Err(Errno(libc::ENOMEM));
                 }
                 push(env.names, &mut env);
+            }
+            if let Some(st) = worker.filter(|st| !st.port.is_empty()) {
+                env.starter_port = assign_bytes(b"SERVER_STARTER_PORT=", st.port);
+                if env.starter_port.is_null() {
+                    return Err(Errno(libc::ENOMEM));
+                }
+                push(env.starter_port, &mut env);
+                assign(
+                    &mut vars.starter_generation,
+                    b"SERVER_STARTER_GENERATION=",
+                    st.generation as u64,
+                );
+                push(vars.starter_generation.as_ptr().cast(), &mut env);
             }
         }
         if let Some(fd) = pidfile_fd {
@@ -293,7 +331,7 @@ pub fn reexec(spec: &Spec) -> Res<()> {
     }
     let n = spec.fds.len();
     let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
-    let mut env = Env::build(n, spec.names, pf_target, None, true, false)?;
+    let mut env = Env::build(n, spec.names, pf_target, None, true, None)?;
     env.set_pid(sys::getpid());
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(spec.fds);
@@ -339,7 +377,7 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     let n = spec.fds.len();
     let pf_target = if has_pf { Some(3 + n as c_int) } else { None };
     let ready_target = 3 + n as c_int + has_pf as c_int;
-    let mut env = Env::build(n, spec.names, pf_target, Some(ready_target), false, false)?;
+    let mut env = Env::build(n, spec.names, pf_target, Some(ready_target), false, None)?;
     let [r, w] = sys::pipe_cloexec(false)?;
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(spec.fds);
@@ -478,16 +516,18 @@ pub(crate) struct Prepared {
 }
 
 /// Prepares the environment for executing `argv` as a worker that receives `fds` as fds 3..
-/// and its readiness pipe after them (`DAEMONKIT_READY_FD`).
+/// (`LISTEN_FDS`, and in Server::Starter's terms `starter`) and its readiness pipe after
+/// them (`DAEMONKIT_READY_FD`).
 pub(crate) fn prepare_worker(
     argv: *const *const c_char,
     fds: &[c_int],
     names: Option<&CStr>,
+    starter: &Starter,
 ) -> Res<Prepared> {
     check_argv(argv)?;
     check_fds(fds)?;
     let n = fds.len();
-    let env = Env::build(n, names, None, Some(3 + n as c_int), false, true)?;
+    let env = Env::build(n, names, None, Some(3 + n as c_int), false, Some(starter))?;
     let mut src = [-1; MAX_FDS];
     src[..n].copy_from_slice(fds);
     Ok(Prepared {

@@ -116,6 +116,44 @@ pub fn watchdog_usec() -> Option<u64> {
     Some(usec)
 }
 
+/// s6's readiness fd (the service's `notification-fd`): written and closed by [`ready`]'s
+/// caller, `daemon::ready` (-1: none).
+static READY_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
+
+/// Makes `daemon::ready` also write `\n` to `fd` and close it — s6's readiness protocol
+/// (`notification-fd` in the service directory names the fd). The fd becomes close-on-exec
+/// and the library's own (a daemonize or an fd sweep keeps it; workers do not get it).
+/// `EBADF` for a negative or closed fd.
+pub fn set_ready_fd(fd: c_int) -> Res<()> {
+    if !sys::fd_valid(fd) {
+        return Err(Errno(libc::EBADF));
+    }
+    sys::set_cloexec(fd, true)?;
+    crate::fds::register_private(fd);
+    let old = READY_FD.swap(fd, core::sync::atomic::Ordering::SeqCst);
+    if old >= 0 && old != fd {
+        crate::fds::unregister_private(old);
+        sys::close(old);
+    }
+    Ok(())
+}
+
+/// Writes `\n` to the fd given to [`set_ready_fd`] and closes it (once). Async-signal-safe.
+pub(crate) fn ready_fd_write() {
+    let fd = READY_FD.swap(-1, core::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        let _ = sys::write_all(fd, b"\n");
+        crate::fds::unregister_private(fd);
+        sys::close(fd);
+    }
+}
+
+/// In a forked worker: the readiness fd is the master's (closed with the library's other
+/// fds); forget it. Async-signal-safe.
+pub(crate) fn forget_ready_fd_in_child() {
+    READY_FD.store(-1, core::sync::atomic::Ordering::SeqCst);
+}
+
 /// Sends a C string state.
 pub fn notify_cstr(state: &CStr) -> Res<c_int> {
     notify(state.to_bytes()).map(|s| s as c_int)
@@ -124,6 +162,22 @@ pub fn notify_cstr(state: &CStr) -> Res<c_int> {
 #[cfg(feature = "std")]
 mod rust {
     use std::io;
+
+    /// Makes [`crate::ready`] also write `\n` to `fd` and close it: s6's readiness protocol
+    /// (the service's `notification-fd`). The library owns the fd from here on.
+    pub fn set_ready_fd(fd: std::os::fd::OwnedFd) -> io::Result<()> {
+        use std::os::fd::IntoRawFd;
+        let raw = fd.into_raw_fd();
+        super::set_ready_fd(raw).map_err(|e| {
+            sys_close(raw);
+            let os = io::Error::from_raw_os_error(e.0);
+            io::Error::new(os.kind(), format!("notification fd {raw}: {os}"))
+        })
+    }
+
+    fn sys_close(fd: i32) {
+        crate::sys::close(fd)
+    }
 
     /// Sends `state` to `$NOTIFY_SOCKET`; `Ok(false)` when not running under a notify socket.
     pub fn sd_notify(state: &str) -> io::Result<bool> {
@@ -134,4 +188,4 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::sd_notify;
+pub use rust::{sd_notify, set_ready_fd as rust_set_ready_fd};

@@ -44,6 +44,18 @@ APT_PKGS+=(
     zsh
     binutils
 )
+# Real servers, supervisors and init (issue 14): Server::Starter's start_server beside
+# Starman, gunicorn and uvicorn (LISTEN_FDS / --fd), s6, runit and supervisord, and
+# util-linux's unshare/nsenter for the PID-1 tests.
+APT_PKGS+=(
+    libserver-starter-perl
+    gunicorn
+    uvicorn
+    s6
+    runit
+    supervisor
+    util-linux
+)
 
 is_installed() {
     [ "$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)" = "install ok installed" ]
@@ -68,6 +80,15 @@ fi
 if [ "${#missing[@]}" -gt 0 ]; then
     log="$(mktemp)"
     trap 'rm -f "$log"' EXIT
+    # No service may be started by a package's maintainer scripts (supervisor's would start
+    # a supervisord, runit's a runsvdir): the tests start their own, and stop them.
+    rc_d=/usr/sbin/policy-rc.d
+    made_rc_d=""
+    if [ ! -e "$rc_d" ]; then
+        printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$rc_d" >/dev/null && $SUDO chmod 755 "$rc_d"
+        made_rc_d=1
+    fi
+    trap 'rm -f "$log"; [ -z "$made_rc_d" ] || $SUDO rm -f "$rc_d"' EXIT
     # Quiet on success; show apt's output if it fails.
     if ! { $SUDO apt-get update -qq && \
            $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then

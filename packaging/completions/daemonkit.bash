@@ -13,7 +13,8 @@ _daemonkit() {
     local commands="run start stop restart reload status help"
     local run_opts="-D --daemonize --pid --pidfile -l --listen -w --workers --ready
         --ready-timeout --graceful-timeout -u --user -g --group --chdir --umask --log
-        --nofile --no-core -e --env --timeout -h --help"
+        --nofile --no-core -e --env --timeout --stop-signal --max-backoff --give-up
+        --notify-fd --init --once --signal-group --log-timestamps --log-prefix -h --help"
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         [[ ${words[i]} == -- ]] && { _daemonkit_program "$i"; return; }
@@ -34,7 +35,9 @@ _daemonkit() {
             COMPREPLY=($(compgen -g -- "$cur")); return ;;
         --ready)
             COMPREPLY=($(compgen -W "fd notify delay=" -- "$cur")); return ;;
-        -l|--listen|-w|--workers|--ready-timeout|--graceful-timeout|--umask|--nofile|-e|--env|--timeout)
+        --stop-signal)
+            COMPREPLY=($(compgen -W "TERM QUIT INT HUP USR1 USR2 WINCH" -- "$cur")); return ;;
+        -l|--listen|-w|--workers|--ready-timeout|--graceful-timeout|--umask|--nofile|-e|--env|--timeout|--max-backoff|--give-up|--notify-fd)
             return ;;
     esac
     case $cmd in

@@ -54,8 +54,9 @@ my @AREAS = (
       . 'daemonkit(1)) passes in LISTEN_FDS.',
         qr/^dk_(listen_|socket_)/, qr/^DK_LISTEN_/],
     [notify     => 'sd_notify and the watchdog',
-        'Send state changes to $NOTIFY_SOCKET (abstract sockets included) and read the '
-      . 'watchdog interval.',
+        'Send state changes to $NOTIFY_SOCKET (abstract sockets included), read the '
+      . 'watchdog interval, and speak s6\'s readiness protocol (a newline on the '
+      . 'notification fd).',
         qr/^dk_(notify|watchdog)/, qr/^DK_NOTIFY_/],
     [reexec     => 're-exec and zero-downtime upgrades',
         'Re-execute in place, or start a new generation with the listeners and the locked PID '
@@ -64,7 +65,7 @@ my @AREAS = (
     [supervisor => 'prefork supervision',
         'A master that runs N workers: respawn with a crash-loop throttle, rolling restarts on '
       . 'HUP, TTIN/TTOU, graceful stop, upgrades.',
-        qr/^dk_supervisor/, qr/^(DK_(EVENT|SUPERVISOR)_|dk_supervisor$|dk_(worker|hook|event)_fn$)/],
+        qr/^dk_(supervisor|event_describe)/, qr/^(DK_(EVENT|SUPERVISOR)_|dk_supervisor$|dk_(worker|hook|event|stdio)_fn$)/],
 );
 
 open(my $fh, '<', $header) or die "$header: $!\n";

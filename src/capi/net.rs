@@ -1,6 +1,6 @@
 //! C ABI: listeners, socket activation, sd_notify, fd passing.
 
-use super::{int_slice, path_arg};
+use super::{int_slice, path_arg, ret};
 use crate::listen;
 use crate::notify;
 use crate::sys;
@@ -119,6 +119,18 @@ pub unsafe extern "C" fn dk_notify(state: *const c_char) -> c_int {
         },
         Err(e) => e.to_c(),
     }
+}
+
+/// s6's readiness protocol: makes `dk_ready()` also write a newline to `fd` and close it
+/// (the fd a service directory's `notification-fd` file names; s6-supervise opens it for
+/// the daemon, and `s6-svwait -U` returns once the newline arrives). The fd becomes
+/// close-on-exec and the library's own: `dk_daemonize`'s fd sweep keeps it, workers and
+/// exec'd programs do not get it, and a worker's `dk_ready()` does not write it (the
+/// supervisor's master writes it once every initial worker is ready). Returns 0, `-EBADF`
+/// for a negative or closed fd.
+#[no_mangle]
+pub extern "C" fn dk_notify_fd(fd: c_int) -> c_int {
+    ret(notify::set_ready_fd(fd))
 }
 
 /// Sends `RELOADING=1` with `MONOTONIC_USEC=<now>` (systemd `Type=notify-reload`); send

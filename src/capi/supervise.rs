@@ -31,6 +31,11 @@ pub type dk_hook_fn = Option<extern "C" fn(ctx: *mut c_void, index: u32)>;
 /// Event callback, run in the master's loop: `kind` is a `DK_EVENT_*`, `pid` and `value` as
 /// documented for each kind.
 pub type dk_event_fn = Option<extern "C" fn(ctx: *mut c_void, kind: c_int, pid: i32, value: i32)>;
+/// Worker output callback, run in the master just before each worker is forked: return an
+/// fd that becomes the worker's stdout and stderr (the master closes it after the fork, so
+/// hand over a fresh one, e.g. the write end of a pipe whose read end you keep), or -1 to
+/// let the worker inherit the master's.
+pub type dk_stdio_fn = Option<extern "C" fn(ctx: *mut c_void, index: u32) -> c_int>;
 
 /// A worker started: pid, value = its index.
 pub const DK_EVENT_SPAWNED: c_int = 1;
@@ -73,6 +78,10 @@ pub const DK_EVENT_WORKER_FAILED: c_int = 15;
 /// binds its own port instead of using the inherited listeners gets `EADDRINUSE`, say); the
 /// old workers keep serving: pid of that worker, value = its wait status.
 pub const DK_EVENT_RELOAD_FAILED: c_int = 16;
+/// The restart policy gave up (`dk_supervisor_set_restart`): pid of the last crashed worker,
+/// value = the crash count of the window. Every worker is stopped; `dk_supervisor_run`
+/// returns `DK_SUPERVISOR_GAVE_UP`.
+pub const DK_EVENT_GAVE_UP: c_int = 17;
 
 /// Writes the library's one-line description of a supervisor event (the text of its default
 /// log, without the `daemonkit: ` prefix) into `buf`, NUL-terminated and truncated to
@@ -109,6 +118,23 @@ pub unsafe extern "C" fn dk_event_describe(
 pub const DK_SUPERVISOR_STOPPED: c_int = 0;
 /// `dk_supervisor_run`: a new generation took over; exit 0 without removing the PID file.
 pub const DK_SUPERVISOR_UPGRADED: c_int = 1;
+/// `dk_supervisor_run`: the restart policy gave up (too many crashes within its window):
+/// every worker was stopped and the PID file unlinked. Exit with a distinct code.
+pub const DK_SUPERVISOR_GAVE_UP: c_int = 2;
+
+/// `dk_supervisor_set_flags`: reap every child, not only the workers — orphans of their
+/// descendants are reparented to the master when it is PID 1 (a container's init) or, with
+/// this flag, a child subreaper (`dk_supervisor_run` makes it one).
+pub const DK_SUPERVISOR_REAP_ALL: u32 = 1;
+/// `dk_supervisor_set_flags`: one worker, run once (tini's model): not respawned; HUP, INT,
+/// QUIT, USR1 and USR2 are forwarded to it, TERM as the stop signal (INT, QUIT and TERM also
+/// start the graceful timeout); the master stops when it exits and
+/// `dk_supervisor_exit_status` gives its status. Needs 1 worker.
+pub const DK_SUPERVISOR_ONCE: u32 = 2;
+/// `dk_supervisor_set_flags`: each worker leads a process group of its own, and the signals
+/// the master sends it (stop signal, forwarded signals, KILL) go to the whole group, like
+/// `tini -g`.
+pub const DK_SUPERVISOR_SIGNAL_GROUP: u32 = 4;
 
 /// Most workers one supervisor runs.
 pub const DK_SUPERVISOR_MAX_WORKERS: u32 = 256;
@@ -306,22 +332,108 @@ pub extern "C" fn dk_supervisor_set_upgrade(
     })
 }
 
+/// Sets the signal that stops a worker — a rolling restart's old worker, TTOU, a graceful
+/// stop (default SIGTERM; Starman, for one, stops gracefully on SIGQUIT). `-EINVAL` for a
+/// signal that cannot be caught or handled through a pipe (KILL, STOP, the synchronous
+/// faults) or 0.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_stop_signal(sv: *mut dk_supervisor, sig: c_int) -> c_int {
+    with(sv, |s| {
+        if !crate::signals::pipeable(sig) {
+            return -libc::EINVAL;
+        }
+        s.stop_signal = sig;
+        0
+    })
+}
+
+/// Sets the restart policy. A worker that dies within a second of its start delays the next
+/// start by 1 s, doubling every third such crash in a row, at most `max_backoff_ms` (0: the
+/// default, 8000). After `give_up` crashes (any exit the master did not ask for, other than
+/// a clean one after the worker was ready) within `window_ms`, the master stops every
+/// worker, emits `DK_EVENT_GAVE_UP` and `dk_supervisor_run` returns
+/// `DK_SUPERVISOR_GAVE_UP`; `give_up` 0 never gives up (the default). `-EINVAL` for
+/// `give_up` above 64, or a `give_up` with a 0 window.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_restart(
+    sv: *mut dk_supervisor,
+    max_backoff_ms: u32,
+    give_up: u32,
+    window_ms: u32,
+) -> c_int {
+    with(sv, |s| {
+        if give_up > crate::supervisor::MAX_GIVE_UP || (give_up > 0 && window_ms == 0) {
+            return -libc::EINVAL;
+        }
+        s.max_backoff_ms = if max_backoff_ms == 0 {
+            crate::supervisor::DEFAULT_MAX_BACKOFF_MS
+        } else {
+            max_backoff_ms
+        };
+        s.give_up = (give_up, window_ms);
+        0
+    })
+}
+
+/// Sets `DK_SUPERVISOR_REAP_ALL`, `DK_SUPERVISOR_ONCE`, `DK_SUPERVISOR_SIGNAL_GROUP` (0
+/// clears them). `-EINVAL` for unknown bits.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_flags(sv: *mut dk_supervisor, flags: u32) -> c_int {
+    with(sv, |s| {
+        if flags & !crate::supervisor::ALL_FLAGS != 0 {
+            return -libc::EINVAL;
+        }
+        s.flags = flags;
+        0
+    })
+}
+
+/// Sets the worker output callback (NULL `f`: workers inherit the master's stdout and
+/// stderr). Use it to tell the workers' lines apart (a pipe per worker).
+#[no_mangle]
+pub extern "C" fn dk_supervisor_set_stdio(
+    sv: *mut dk_supervisor,
+    f: dk_stdio_fn,
+    ctx: *mut c_void,
+) -> c_int {
+    with(sv, |s| {
+        s.stdio = f.map(|f| (f, ctx));
+        0
+    })
+}
+
+/// After `dk_supervisor_run`: the exit code the master should leave with — with
+/// `DK_SUPERVISOR_ONCE` the worker's (its exit status, or 128 + the signal that killed it),
+/// otherwise 0. `-EINVAL` for a NULL handle.
+#[no_mangle]
+pub extern "C" fn dk_supervisor_exit_status(sv: *mut dk_supervisor) -> c_int {
+    with(sv, |s| s.exit_status())
+}
+
 /// Runs the master: forks the workers and handles HUP (rolling restart), TTIN/TTOU,
 /// TERM/INT/QUIT (graceful stop; a second one kills at once), USR1 (log reopen, forwarded),
 /// USR2 (upgrade) and CHLD (reaping only its own workers, respawning, crash throttle) on the
 /// library's signal fd. Calls `dk_ready()` once every initial worker is ready. Returns
 /// `DK_SUPERVISOR_STOPPED` after a graceful stop (PID file unlinked) or
 /// `DK_SUPERVISOR_UPGRADED` after a successful upgrade (leave the PID file alone); exit 0
-/// in both cases. Never returns in a worker (it exits with the entry's return value).
+/// in both cases; `DK_SUPERVISOR_GAVE_UP` when the restart policy gave up. Never returns
+/// in a worker (it exits with the entry's return value).
 /// When the graceful stop begins the master releases its references to the listening
 /// sockets (the fds given to `dk_supervisor_add_listener` then refer to /dev/null; close them
 /// as usual), so new connections are refused once the workers have closed theirs.
-/// Errors: `-EINVAL` no worker entry or program set, or NULL handle; signal setup errnos.
+/// Each exec'd worker also gets `SERVER_STARTER_PORT` (the listeners as `ADDR=FD` joined by
+/// `;`) and `SERVER_STARTER_GENERATION` (1, then +1 per rolling restart): Server::Starter's
+/// protocol, which Starman, Starlet and Gazelle speak.
+/// Errors: `-EINVAL` no worker entry or program set, NULL handle, `DK_SUPERVISOR_ONCE` with
+/// more than one worker; `-EBUSY` signals are already registered in this process (the
+/// master owns the signal pipe while it runs: `dk_signal_close` first); signal setup
+/// errnos.
 #[no_mangle]
 pub extern "C" fn dk_supervisor_run(sv: *mut dk_supervisor) -> c_int {
     with(sv, |s| match s.run() {
         Ok(Outcome::Stopped) => DK_SUPERVISOR_STOPPED,
         Ok(Outcome::Upgraded) => DK_SUPERVISOR_UPGRADED,
+        Ok(Outcome::GaveUp) => DK_SUPERVISOR_GAVE_UP,
         Err(e) => e.to_c(),
     })
 }
@@ -348,10 +460,16 @@ mod tests {
             (DK_EVENT_LOG_REOPENED, ev::LOG_REOPENED),
             (DK_EVENT_WORKERS_CHANGED, ev::WORKERS_CHANGED),
             (DK_EVENT_WORKER_FAILED, ev::WORKER_FAILED),
+            (DK_EVENT_RELOAD_FAILED, ev::RELOAD_FAILED),
+            (DK_EVENT_GAVE_UP, ev::GAVE_UP),
+            (DK_SUPERVISOR_GAVE_UP, supervisor::Outcome::GaveUp as i32),
         ];
         for (c, r) in pairs {
             assert_eq!(c, r);
         }
         assert_eq!(DK_SUPERVISOR_MAX_WORKERS as usize, supervisor::MAX_WORKERS);
+        assert_eq!(DK_SUPERVISOR_REAP_ALL, supervisor::REAP_ALL);
+        assert_eq!(DK_SUPERVISOR_ONCE, supervisor::ONCE);
+        assert_eq!(DK_SUPERVISOR_SIGNAL_GROUP, supervisor::SIGNAL_GROUP);
     }
 }

@@ -3,7 +3,25 @@
 
 use super::*;
 
+/// Room for `SERVER_STARTER_PORT`'s value; more listeners than fit leave it unset.
+const STARTER_PORT_MAX: usize = 4096;
+
 impl Supervisor {
+    /// `SERVER_STARTER_PORT`'s value for our listeners: `ADDR=FD` joined by `;`, the fds
+    /// as an exec'd worker receives them (3..).
+    fn starter_port(&self, out: &mut sys::Buf<STARTER_PORT_MAX>) {
+        for (i, &fd) in self.listeners[..self.nlisteners].iter().enumerate() {
+            let mut name = [0u8; 128];
+            let Ok(n) = crate::listen::local_name(fd, &mut name) else {
+                continue;
+            };
+            if out.len > 0 {
+                out.push(b";");
+            }
+            out.push(&name[..n]).push(b"=").push_u64(3 + i as u64);
+        }
+    }
+
     /// Forks a worker for slot `index` (0..N-1, see [`Self::free_index`]).
     pub(super) fn spawn(&mut self, index: u32) -> Res<()> {
         let Some(slot) = self.slots.iter().position(|s| s.pid == 0) else {
@@ -12,10 +30,17 @@ impl Supervisor {
         let mut prepared = if self.exec_argv.is_null() {
             None
         } else {
+            let mut port = sys::Buf::<STARTER_PORT_MAX>::new();
+            self.starter_port(&mut port);
+            let starter = exec::Starter {
+                port: if port.overflow { b"" } else { port.as_bytes() },
+                generation: self.generation + 1,
+            };
             match exec::prepare_worker(
                 self.exec_argv,
                 &self.listeners[..self.nlisteners],
                 self.names(),
+                &starter,
             ) {
                 Ok(p) => Some(p),
                 Err(e) => {
@@ -27,6 +52,11 @@ impl Supervisor {
             }
         };
         let [r, w] = sys::pipe_cloexec(false)?;
+        // Where the worker's stdout and stderr go (the caller's fd, ours to close).
+        let out = match self.stdio {
+            Some((f, ctx)) => f(ctx, index),
+            None => -1,
+        };
         // Signals stay blocked across the fork: the child must not run our handler before
         // `child` resets its signal state (a TERM sent to the new worker would be swallowed
         // there and the worker would live on). The child's reset unblocks them.
@@ -35,6 +65,7 @@ impl Supervisor {
         let pid = unsafe { libc::fork() };
         if pid != 0 {
             signals::set_mask(&mask);
+            sys::close(out);
         }
         if pid < 0 {
             let e = Errno::last();
@@ -45,7 +76,13 @@ impl Supervisor {
             return Err(e);
         }
         if pid == 0 {
-            self.child(r, w, index, prepared.as_mut());
+            self.child(r, w, index, out, prepared.as_mut());
+        }
+        if self.flags & SIGNAL_GROUP != 0 {
+            // Also here, so that no signal to the group can come before the child's own
+            // setpgid (EACCES once it has exec'd: then it did it itself).
+            // SAFETY: setpgid on our own child with plain integers.
+            unsafe { libc::setpgid(pid, pid) };
         }
         sys::close(w);
         let _ = sys::set_nonblock(r);
@@ -70,6 +107,7 @@ impl Supervisor {
         r: c_int,
         w: c_int,
         index: u32,
+        out: c_int,
         prepared: Option<&mut exec::Prepared>,
     ) -> ! {
         // Die with the master; and if it already died, do not start at all.
@@ -78,6 +116,20 @@ impl Supervisor {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
             if libc::getppid() != self.master {
                 libc::_exit(1);
+            }
+        }
+        if self.flags & SIGNAL_GROUP != 0 {
+            // SAFETY: setpgid on ourselves; a process group of our own.
+            unsafe { libc::setpgid(0, 0) };
+        }
+        if out >= 0 {
+            // SAFETY: dup2 onto stdout/stderr (clearing close-on-exec there).
+            unsafe {
+                libc::dup2(out, 1);
+                libc::dup2(out, 2);
+            }
+            if out > 2 {
+                sys::close(out);
             }
         }
         signals::reset_child();
@@ -97,6 +149,7 @@ impl Supervisor {
         }
         daemon::set_channel(Role::Plain, -1);
         fds::close_private_in_child();
+        crate::notify::forget_ready_fd_in_child();
         daemon::set_channel(Role::Worker, w);
         if let Some(p) = prepared {
             p.exec_in_child(w);

@@ -37,6 +37,9 @@ pub const WORKER_FAILED: i32 = 15;
 /// program that binds its own port gets EADDRINUSE, say): pid of that worker, value =
 /// its wait status. The old generation keeps serving.
 pub const RELOAD_FAILED: i32 = 16;
+/// The restart policy gave up: pid of the last crashed worker, value = the crash count of
+/// its window. Every worker is stopped; `run` returns `GaveUp`.
+pub const GAVE_UP: i32 = 17;
 
 /// Room for any event description ([`describe_event`]).
 pub const EVENT_TEXT_MAX: usize = 200;
@@ -180,6 +183,13 @@ pub fn describe_event(kind: i32, pid: i32, value: i32, b: &mut sys::Buf<EVENT_TE
                 .push(b" failed to start (code ");
             num(b, value);
             b.push(b")");
+        }
+        GAVE_UP => {
+            b.push(b"giving up: ");
+            num(b, value);
+            b.push(b" crashes in the give-up window (last: worker ")
+                .push_u64(p)
+                .push(b"); stopping");
         }
         RELOAD_FAILED => {
             b.push(b"rolling restart abandoned: new worker ")

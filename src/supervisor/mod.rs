@@ -33,6 +33,7 @@ use core::ffi::{c_char, c_int, c_void, CStr};
 
 mod child;
 pub mod event;
+mod init;
 mod restart;
 mod slots;
 mod upgrade;
@@ -49,6 +50,29 @@ pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
 pub type HookFn = extern "C" fn(ctx: *mut c_void, index: u32);
 /// Event callback: runs in the master's loop (never in a signal handler).
 pub type EventFn = extern "C" fn(ctx: *mut c_void, kind: c_int, pid: i32, value: i32);
+/// Worker output: runs in the master just before a worker is forked; returns an fd that
+/// becomes the worker's stdout and stderr (the master closes its copy after the fork), or a
+/// negative value to let the worker inherit the master's.
+pub type StdioFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
+
+/// [`Supervisor::flags`]: reap every child, not only our workers — orphans the workers'
+/// descendants leave behind are reparented to us (as PID 1, or as a child subreaper, which
+/// `run` makes the process). What an init in a container must do.
+pub const REAP_ALL: u32 = 1;
+/// [`Supervisor::flags`]: one worker, run once (tini's model): it is not respawned, the
+/// master forwards HUP, INT, QUIT, USR1 and USR2 to it (TERM as the stop signal) and stops
+/// when it exits, with its status in [`Supervisor::exit_status`].
+pub const ONCE: u32 = 2;
+/// [`Supervisor::flags`]: each worker leads a process group of its own, and what the master
+/// sends it (stop signal, forwarded signals, KILL) goes to the whole group, like `tini -g`.
+pub const SIGNAL_GROUP: u32 = 4;
+/// Every flag.
+pub const ALL_FLAGS: u32 = REAP_ALL | ONCE | SIGNAL_GROUP;
+
+/// The default cap of the crash-loop backoff.
+pub const DEFAULT_MAX_BACKOFF_MS: u32 = 8_000;
+/// Most crashes a give-up window counts.
+pub const MAX_GIVE_UP: u32 = 64;
 
 /// Most workers one master runs.
 pub const MAX_WORKERS: usize = 256;
@@ -60,6 +84,9 @@ pub enum Outcome {
     Stopped = 0,
     /// A new generation took over; the PID file belongs to it. Exit 0 without removing it.
     Upgraded = 1,
+    /// The restart policy gave up ([`Supervisor::give_up`] crashes within its window): every
+    /// worker was stopped and the PID file unlinked. Exit with a distinct code.
+    GaveUp = 2,
 }
 
 /// A supervisor's configuration and state. Create with [`Supervisor::new`], configure, then
@@ -78,6 +105,17 @@ pub struct Supervisor {
     pub names: *const c_char,
     pub pidfile: *mut PidFile,
     pub upgrade_argv: *const *const c_char,
+    /// The signal that stops a worker (TTOU, a rolling restart's old worker, a graceful
+    /// stop): SIGTERM by default; Starman's graceful stop is SIGQUIT.
+    pub stop_signal: c_int,
+    /// Cap of the crash-loop backoff (1 s, doubling every third quick crash).
+    pub max_backoff_ms: u32,
+    /// Give up after `.0` crashes within `.1` ms (0 crashes: never): [`Outcome::GaveUp`].
+    pub give_up: (u32, u32),
+    /// [`REAP_ALL`], [`ONCE`], [`SIGNAL_GROUP`].
+    pub flags: u32,
+    /// Where each worker's stdout and stderr go ([`StdioFn`]).
+    pub stdio: Option<(StdioFn, *mut c_void)>,
     slots: [Slot; MAX_WORKERS],
     generation: u32,
     crashes: u32,
@@ -89,6 +127,14 @@ pub struct Supervisor {
     upgrade: Option<(i32, c_int, u64)>,
     master: i32,
     sigpipe_ignored: bool,
+    /// When the last [`MAX_GIVE_UP`] crashes happened (a ring).
+    crash_times: [u64; MAX_GIVE_UP as usize],
+    ncrash: usize,
+    gave_up: bool,
+    /// The wait status of the worker of a [`ONCE`] run.
+    status: c_int,
+    /// Orphans reaped ([`REAP_ALL`]).
+    orphans: u64,
 }
 
 impl Supervisor {
@@ -120,6 +166,16 @@ impl Supervisor {
             upgrade: None,
             master: 0,
             sigpipe_ignored: false,
+            stop_signal: libc::SIGTERM,
+            max_backoff_ms: DEFAULT_MAX_BACKOFF_MS,
+            give_up: (0, 0),
+            flags: 0,
+            stdio: None,
+            crash_times: [0; MAX_GIVE_UP as usize],
+            ncrash: 0,
+            gave_up: false,
+            status: 0,
+            orphans: 0,
         }
     }
 
@@ -160,6 +216,18 @@ impl Supervisor {
         }
         if self.workers == 0 || self.workers as usize > MAX_WORKERS {
             return Err(Errno(libc::EINVAL));
+        }
+        if self.flags & !ALL_FLAGS != 0
+            || (self.flags & ONCE != 0 && self.workers != 1)
+            || !signals::pipeable(self.stop_signal)
+            || self.give_up.0 > MAX_GIVE_UP
+        {
+            return Err(Errno(libc::EINVAL));
+        }
+        if self.flags & REAP_ALL != 0 && sys::getpid() != 1 {
+            // Orphans of our workers' descendants come to us, not to init.
+            // SAFETY: prctl with plain integer arguments.
+            sys::cvt(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })?;
         }
         self.master = sys::getpid();
         // Workers keep an ignored SIGPIPE (as exec would); every other disposition is reset.
@@ -216,7 +284,28 @@ impl Supervisor {
             // SAFETY: the caller's PID file handle outlives the supervisor run.
             let _ = unsafe { &*self.pidfile }.unlink();
         }
-        Ok(Outcome::Stopped)
+        Ok(if self.gave_up {
+            Outcome::GaveUp
+        } else {
+            Outcome::Stopped
+        })
+    }
+
+    /// The exit code a master should leave with after [`Self::run`]: in a [`ONCE`] run the
+    /// worker's (its exit status, or 128 + the signal that killed it), otherwise 0.
+    pub fn exit_status(&self) -> c_int {
+        if self.flags & ONCE == 0 {
+            0
+        } else if libc::WIFSIGNALED(self.status) {
+            128 + libc::WTERMSIG(self.status)
+        } else {
+            libc::WEXITSTATUS(self.status)
+        }
+    }
+
+    /// How many orphans (children that were not our workers) [`REAP_ALL`] reaped.
+    pub fn orphans_reaped(&self) -> u64 {
+        self.orphans
     }
 
     /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
@@ -364,6 +453,9 @@ impl Supervisor {
     }
 
     fn on_signal(&mut self, s: c_int) {
+        if self.flags & ONCE != 0 && self.forward(s) {
+            return;
+        }
         match s {
             libc::SIGCHLD => {}
             libc::SIGHUP if !self.stopping => {
@@ -414,13 +506,18 @@ impl Supervisor {
     }
 
     fn begin_stop(&mut self) {
+        self.begin_stop_with(self.stop_signal);
+    }
+
+    /// Graceful stop, each worker told with `sig`.
+    fn begin_stop_with(&mut self, sig: c_int) {
         self.stopping = true;
         self.release_listeners();
         let _ = crate::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
         for i in 0..MAX_WORKERS {
             if self.slots[i].pid > 0 {
-                self.stop_one(i);
+                self.stop_one_with(i, sig);
             }
         }
     }
@@ -449,20 +546,33 @@ impl Supervisor {
             let pid = self.slots[i].pid;
             if pid > 0 {
                 self.slots[i].stop_at = u64::MAX;
-                if signals::send(pid, libc::SIGKILL).is_ok() {
+                if self.signal_worker(pid, libc::SIGKILL).is_ok() {
                     self.emit(event::KILLED, pid, 0);
                 }
             }
         }
     }
 
-    /// TERMs one worker; [`Self::kill_overdue`] kills it if it still runs after the graceful
-    /// timeout (counted from the first TERM it got).
+    /// Sends `sig` to a worker, or with [`SIGNAL_GROUP`] to its process group.
+    fn signal_worker(&self, pid: i32, sig: c_int) -> Res<()> {
+        if self.flags & SIGNAL_GROUP != 0 {
+            signals::send(-pid, sig)
+        } else {
+            signals::send(pid, sig)
+        }
+    }
+
+    /// Tells one worker to stop with the stop signal; [`Self::kill_overdue`] kills it if it
+    /// still runs after the graceful timeout (counted from the first signal it got).
     fn stop_one(&mut self, i: usize) {
+        self.stop_one_with(i, self.stop_signal);
+    }
+
+    fn stop_one_with(&mut self, i: usize, sig: c_int) {
         let deadline = sys::now_ms().saturating_add(self.graceful_ms as u64);
         self.slots[i].stopping = true;
         self.slots[i].stop_at = self.slots[i].stop_at.min(deadline);
-        let _ = signals::send(self.slots[i].pid, libc::SIGTERM);
+        let _ = self.signal_worker(self.slots[i].pid, sig);
     }
 
     /// KILLs each stopping worker that outlived its graceful timeout.
@@ -472,7 +582,7 @@ impl Supervisor {
             let s = self.slots[i];
             if s.pid > 0 && s.stopping && now >= s.stop_at {
                 self.slots[i].stop_at = u64::MAX;
-                if signals::send(s.pid, libc::SIGKILL).is_ok() {
+                if self.signal_worker(s.pid, libc::SIGKILL).is_ok() {
                     self.emit(event::KILLED, s.pid, 0);
                 }
             }

@@ -1,53 +1,98 @@
 //! Reaping and restarting: exactly our own workers are reaped; crashed ones are respawned
-//! with a crash-loop throttle; the worker count is driven toward the target, and a rolling
-//! restart one worker at a time.
+//! with a crash-loop throttle (capped at [`Supervisor::max_backoff_ms`]) until
+//! [`Supervisor::give_up`] says stop; the worker count is driven toward the target, and a
+//! rolling restart one worker at a time.
 
 use super::*;
 
+/// The delay before the next start after the `crashes`-th quick crash in a row: 1 s,
+/// doubling every third crash, at most `max_ms`.
+pub(super) fn backoff_ms(crashes: u32, max_ms: u32) -> u64 {
+    let step = (crashes.saturating_sub(1) / 3).min(30);
+    (1000u64 << step).min(max_ms as u64)
+}
+
 impl Supervisor {
-    /// Reaps exactly our own workers.
+    /// Reaps exactly our own workers (and, with [`REAP_ALL`], every orphan too).
     pub(super) fn reap(&mut self) {
-        let now = sys::now_ms();
         for i in 0..MAX_WORKERS {
-            let s = self.slots[i];
-            if s.pid <= 0 {
+            let pid = self.slots[i].pid;
+            if pid <= 0 {
                 continue;
             }
             let mut st = 0;
             // SAFETY: waiting for one specific child of ours, without blocking.
-            let r = unsafe { libc::waitpid(s.pid, &mut st, libc::WNOHANG) };
-            if r != s.pid {
-                if r < 0 && sys::get_errno() == libc::ECHILD {
-                    st = 0; // somebody else reaped it: treat as gone
-                } else {
-                    continue;
-                }
-            }
-            sys::close(s.ready_fd);
-            self.slots[i] = EMPTY;
-            self.emit(event::EXITED, s.pid, st);
-            if self.stopping || s.stopping {
-                continue;
-            }
-            if self.rolling && s.generation == self.generation && !s.ready {
-                self.abandon_roll(s.pid, st);
-            }
-            let clean = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
-            let quick = now.saturating_sub(s.started) < 1000;
-            if clean && (s.ready || !quick) {
-                continue; // max-requests: replaced at once, not a crash
-            }
-            // A failure, or a clean exit before the worker ever served: throttled below.
-            if quick {
-                self.crashes += 1;
-                let step = ((self.crashes - 1) / 3).min(3);
-                let delay = 1000u64 << step;
-                self.next_spawn = now + delay;
-                self.emit(event::RESPAWN_DELAYED, s.pid, delay as i32);
-            } else {
-                self.crashes = 0;
+            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            if r == pid {
+                self.exited(i, st);
+            } else if r < 0 && sys::get_errno() == libc::ECHILD {
+                self.exited(i, 0); // somebody else reaped it: treat as gone
             }
         }
+        if self.flags & REAP_ALL != 0 {
+            self.reap_orphans();
+        }
+    }
+
+    /// Worker `i` exited with wait status `st`: its slot is freed, and unless it was told to
+    /// stop (or the master is stopping) the restart policy decides what follows.
+    pub(super) fn exited(&mut self, i: usize, st: c_int) {
+        let now = sys::now_ms();
+        let s = self.slots[i];
+        sys::close(s.ready_fd);
+        self.slots[i] = EMPTY;
+        self.emit(event::EXITED, s.pid, st);
+        if self.flags & ONCE != 0 {
+            // Run once: never respawned; its status is the master's.
+            self.status = st;
+            if !self.stopping {
+                self.begin_stop();
+            }
+            return;
+        }
+        if self.stopping || s.stopping {
+            return;
+        }
+        if self.rolling && s.generation == self.generation && !s.ready {
+            self.abandon_roll(s.pid, st);
+        }
+        let clean = libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0;
+        let quick = now.saturating_sub(s.started) < 1000;
+        if clean && (s.ready || !quick) {
+            return; // max-requests: replaced at once, not a crash
+        }
+        // A failure, or a clean exit before the worker ever served.
+        if self.crash_gives_up(now) {
+            self.emit(event::GAVE_UP, s.pid, self.give_up.0 as i32);
+            self.gave_up = true;
+            self.begin_stop();
+            return;
+        }
+        if quick {
+            self.crashes += 1;
+            let delay = backoff_ms(self.crashes, self.max_backoff_ms);
+            self.next_spawn = now + delay;
+            self.emit(event::RESPAWN_DELAYED, s.pid, delay as i32);
+        } else {
+            self.crashes = 0;
+        }
+    }
+
+    /// Counts a crash at `now`; true when it makes [`Supervisor::give_up`]'s count within
+    /// its window.
+    fn crash_gives_up(&mut self, now: u64) -> bool {
+        let (n, window) = self.give_up;
+        if n == 0 {
+            return false;
+        }
+        let cap = self.crash_times.len();
+        self.crash_times[self.ncrash % cap] = now;
+        self.ncrash += 1;
+        let recent = self.crash_times[..self.ncrash.min(cap)]
+            .iter()
+            .filter(|&&t| now.saturating_sub(t) <= window as u64)
+            .count();
+        recent >= n as usize
     }
 
     /// A new worker of a rolling restart exited before it was ready: stop the roll and keep
@@ -111,5 +156,22 @@ impl Supervisor {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_ms;
+
+    #[test]
+    fn backoff_doubles_every_third_crash_up_to_the_cap() {
+        let d: Vec<u64> = (1..=13).map(|c| backoff_ms(c, 8_000)).collect();
+        assert_eq!(
+            d,
+            [1000, 1000, 1000, 2000, 2000, 2000, 4000, 4000, 4000, 8000, 8000, 8000, 8000]
+        );
+        assert_eq!(backoff_ms(100, 60_000), 60_000);
+        assert_eq!(backoff_ms(1, 200), 200);
+        assert_eq!(backoff_ms(u32::MAX, u32::MAX), u32::MAX as u64);
     }
 }

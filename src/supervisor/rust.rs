@@ -27,6 +27,7 @@ impl std::fmt::Display for Event {
 type WorkerBox<'a> = Box<dyn FnMut(u32) -> i32 + 'a>;
 type HookBox<'a> = Box<dyn FnMut(u32) + 'a>;
 type EventBox<'a> = Box<dyn FnMut(Event) + 'a>;
+type StdioBox<'a> = Box<dyn FnMut(u32) -> Option<std::os::fd::OwnedFd> + 'a>;
 
 extern "C" fn worker_tramp(ctx: *mut c_void, index: u32) -> c_int {
     // SAFETY: ctx points to the WorkerBox owned by the Prefork that is running.
@@ -37,6 +38,12 @@ extern "C" fn hook_tramp(ctx: *mut c_void, index: u32) {
     // SAFETY: ctx points to the HookBox owned by the running Prefork.
     let f = unsafe { &mut *(ctx as *mut HookBox) };
     f(index)
+}
+extern "C" fn stdio_tramp(ctx: *mut c_void, index: u32) -> c_int {
+    use std::os::fd::IntoRawFd;
+    // SAFETY: ctx points to the StdioBox owned by the running Prefork.
+    let f = unsafe { &mut *(ctx as *mut StdioBox) };
+    f(index).map_or(-1, |fd| fd.into_raw_fd())
 }
 extern "C" fn event_tramp(ctx: *mut c_void, kind: c_int, pid: i32, value: i32) {
     // SAFETY: ctx points to the EventBox owned by the running Prefork.
@@ -59,6 +66,7 @@ pub struct Prefork<'a> {
     core: Box<Supervisor>,
     hook: Option<Box<HookBox<'a>>>,
     events: Option<Box<EventBox<'a>>>,
+    stdio: Option<Box<StdioBox<'a>>>,
     upgrade: Option<CArgv>,
     exec: Option<CArgv>,
     names: Option<CString>,
@@ -75,6 +83,7 @@ impl<'a> Prefork<'a> {
             core,
             hook: None,
             events: None,
+            stdio: None,
             upgrade: None,
             exec: None,
             names: None,
@@ -132,6 +141,48 @@ impl<'a> Prefork<'a> {
         self.hook = Some(Box::new(Box::new(f)));
         self
     }
+    /// The signal that stops a worker (default SIGTERM; Starman's graceful stop is SIGQUIT).
+    pub fn stop_signal(mut self, sig: c_int) -> Self {
+        if crate::signals::pipeable(sig) {
+            self.core.stop_signal = sig;
+        } else {
+            self.error = Some(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("stop signal {sig}: not a signal a worker can handle"),
+            ));
+        }
+        self
+    }
+    /// The restart policy: the crash-loop backoff's cap (default 8 s), and whether to give
+    /// up after `n` crashes within `window` (`run` then returns [`Outcome::GaveUp`]).
+    pub fn restart(mut self, max_backoff: Duration, give_up: Option<(u32, Duration)>) -> Self {
+        self.core.max_backoff_ms = max_backoff.as_millis().clamp(1, u32::MAX as u128) as u32;
+        match give_up {
+            Some((n, w)) if n > super::MAX_GIVE_UP || n == 0 || w.is_zero() => {
+                self.error = Some(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("give up after {n} crashes in {w:?}: 1 to 64 crashes, a window > 0"),
+                ))
+            }
+            Some((n, w)) => self.core.give_up = (n, w.as_millis().min(u32::MAX as u128) as u32),
+            None => self.core.give_up = (0, 0),
+        }
+        self
+    }
+    /// Init duties ([`super::REAP_ALL`], [`super::ONCE`], [`super::SIGNAL_GROUP`]).
+    pub fn flags(mut self, flags: u32) -> Self {
+        self.core.flags = flags;
+        self
+    }
+    /// Gives each worker its own stdout/stderr: `f(index)` runs in the master before each
+    /// fork and returns the fd (e.g. a pipe's write end), or `None` to inherit.
+    pub fn worker_output(
+        mut self,
+        f: impl FnMut(u32) -> Option<std::os::fd::OwnedFd> + 'a,
+    ) -> Self {
+        self.stdio = Some(Box::new(Box::new(f)));
+        self
+    }
     /// Receives every event (default: one line each on stderr).
     pub fn on_event(mut self, f: impl FnMut(Event) + 'a) -> Self {
         self.events = Some(Box::new(Box::new(f)));
@@ -139,7 +190,16 @@ impl<'a> Prefork<'a> {
     }
     /// Runs the master until a graceful stop or a completed upgrade. `worker` runs in each
     /// forked worker; its return value is the worker's exit status.
-    pub fn run(mut self, worker: impl FnMut(u32) -> i32 + 'a) -> io::Result<Outcome> {
+    pub fn run(self, worker: impl FnMut(u32) -> i32 + 'a) -> io::Result<Outcome> {
+        self.run_with_status(worker).map(|(o, _)| o)
+    }
+
+    /// [`Prefork::run`], also returning the exit code the master should leave with (the
+    /// worker's status in a [`super::ONCE`] run, else 0).
+    pub fn run_with_status(
+        mut self,
+        worker: impl FnMut(u32) -> i32 + 'a,
+    ) -> io::Result<(Outcome, i32)> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -149,6 +209,9 @@ impl<'a> Prefork<'a> {
         }
         if let Some(h) = self.hook.as_mut() {
             self.core.post_fork = Some((hook_tramp, (&mut **h as *mut HookBox).cast()));
+        }
+        if let Some(f) = self.stdio.as_mut() {
+            self.core.stdio = Some((stdio_tramp, (&mut **f as *mut StdioBox).cast()));
         }
         if let Some(e) = self.events.as_mut() {
             self.core.on_event = Some((event_tramp, (&mut **e as *mut EventBox).cast()));
@@ -178,6 +241,6 @@ impl<'a> Prefork<'a> {
             io::Error::new(os.kind(), format!("supervisor: {os}"))
         });
         drop(w);
-        r
+        r.map(|o| (o, self.core.exit_status()))
     }
 }

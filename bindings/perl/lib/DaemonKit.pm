@@ -70,6 +70,11 @@ use constant {
     DK_EVENT_WORKERS_CHANGED    => 14,
     DK_EVENT_WORKER_FAILED      => 15,
     DK_EVENT_RELOAD_FAILED      => 16,
+    DK_EVENT_GAVE_UP            => 17,
+    DK_SUPERVISOR_GAVE_UP       => 2,
+    DK_SUPERVISOR_REAP_ALL      => 1,
+    DK_SUPERVISOR_ONCE          => 2,
+    DK_SUPERVISOR_SIGNAL_GROUP  => 4,
     DK_SUPERVISOR_STOPPED       => 0,
     DK_SUPERVISOR_UPGRADED      => 1,
     DK_SUPERVISOR_MAX_WORKERS   => 256,
@@ -88,6 +93,8 @@ our @CONSTANTS = qw(
     DK_EVENT_READY DK_EVENT_RELOADING DK_EVENT_RELOADED DK_EVENT_STOPPING DK_EVENT_KILLED
     DK_EVENT_UPGRADE_STARTED DK_EVENT_UPGRADE_READY DK_EVENT_UPGRADE_FAILED
     DK_EVENT_LOG_REOPENED DK_EVENT_WORKERS_CHANGED DK_EVENT_WORKER_FAILED DK_EVENT_RELOAD_FAILED
+    DK_EVENT_GAVE_UP DK_SUPERVISOR_GAVE_UP DK_SUPERVISOR_REAP_ALL DK_SUPERVISOR_ONCE
+    DK_SUPERVISOR_SIGNAL_GROUP
     DK_SUPERVISOR_STOPPED DK_SUPERVISOR_UPGRADED DK_SUPERVISOR_MAX_WORKERS
 );
 
@@ -100,7 +107,7 @@ our @FUNCTIONS = qw(
     signal_open signal_next signal_wait signal_close signal_reset_child
     signal_ignore_sigpipe signal_number signal_name
     listen_tcp listen_unix socket_port socket_name listen_fds
-    notify notify_reloading notify_stopping watchdog_usec
+    notify notify_reloading notify_stopping notify_fd watchdog_usec
     fd_send fd_recv
     reexec upgrade self_argv message_of
 );
@@ -894,6 +901,16 @@ C<notify NOTIFY_SOCKET=/run/x: Connection refused>.
 
     notify_stopping();     # STOPPING=1
 
+=head2 notify_fd
+
+    notify_fd(3);          # s6: ready() also writes "\n" to fd 3 and closes it
+
+s6's readiness protocol (the service directory's C<notification-fd>):
+L</ready> also writes a newline to that fd and closes it. The fd becomes
+close-on-exec and the library's own (L</daemonize> keeps it; workers do not
+get it; the supervisor's master writes it once every worker is ready). Croaks
+C<notify_fd 3: Bad file descriptor> for a closed fd.
+
 =head2 watchdog_usec
 
     my $usec = watchdog_usec();   # the systemd watchdog interval for us, or 0 when not enabled
@@ -913,6 +930,15 @@ sub notify {
 }
 
 sub notify_reloading { _notify_ret('dk_notify_reloading', DaemonKit::FFI::dk_notify_reloading()) }
+
+sub notify_fd {
+    my ($fd) = @_;
+    $fd = fileno($fd) if ref $fd;
+    _usage('notify_fd: no fd given') unless defined $fd && $fd =~ /^\d+\z/;
+    my $r = DaemonKit::FFI::dk_notify_fd($fd);
+    _fail_op('dk_notify_fd', $r, "notify_fd $fd") if $r < 0;
+    return 1;
+}
 sub notify_stopping  { _notify_ret('dk_notify_stopping', DaemonKit::FFI::dk_notify_stopping()) }
 
 sub watchdog_usec {
@@ -1251,6 +1277,26 @@ A worker reported a startup failure (value: its code).
 =item DK_EVENT_RELOAD_FAILED
 
 A rolling restart was abandoned: a new worker exited before it was ready (pid; value: its wait status); the old workers keep serving.
+
+=item DK_EVENT_GAVE_UP
+
+The restart policy gave up (L<DaemonKit::Supervisor/set_restart>): pid of the last crashed worker, value the crash count.
+
+=item DK_SUPERVISOR_GAVE_UP
+
+L<DaemonKit::Supervisor/run>: the restart policy gave up; every worker was stopped. Exit with a distinct code.
+
+=item DK_SUPERVISOR_REAP_ALL
+
+L<DaemonKit::Supervisor/set_flags>: reap every orphan (PID 1 or a child subreaper).
+
+=item DK_SUPERVISOR_ONCE
+
+L<DaemonKit::Supervisor/set_flags>: one worker run once, its signals forwarded, its status in L<DaemonKit::Supervisor/exit_status>.
+
+=item DK_SUPERVISOR_SIGNAL_GROUP
+
+L<DaemonKit::Supervisor/set_flags>: signals go to each worker's whole process group.
 
 =item DK_SUPERVISOR_STOPPED
 

@@ -40,6 +40,7 @@ pub const c = struct {
     pub const dk_worker_fn = *const fn (ctx: ?*anyopaque, index: u32) callconv(.c) c_int;
     pub const dk_hook_fn = *const fn (ctx: ?*anyopaque, index: u32) callconv(.c) void;
     pub const dk_event_fn = *const fn (ctx: ?*anyopaque, kind: c_int, pid: i32, value: i32) callconv(.c) void;
+    pub const dk_stdio_fn = *const fn (ctx: ?*anyopaque, index: u32) callconv(.c) c_int;
 
     pub const DK_VERSION = 256;
     pub const DK_VERSION_MAJOR = 0;
@@ -87,6 +88,11 @@ pub const c = struct {
     pub const DK_EVENT_WORKERS_CHANGED = 14;
     pub const DK_EVENT_WORKER_FAILED = 15;
     pub const DK_EVENT_RELOAD_FAILED = 16;
+    pub const DK_EVENT_GAVE_UP = 17;
+    pub const DK_SUPERVISOR_GAVE_UP = 2;
+    pub const DK_SUPERVISOR_REAP_ALL = 1;
+    pub const DK_SUPERVISOR_ONCE = 2;
+    pub const DK_SUPERVISOR_SIGNAL_GROUP = 4;
     pub const DK_SUPERVISOR_STOPPED = 0;
     pub const DK_SUPERVISOR_UPGRADED = 1;
     pub const DK_SUPERVISOR_MAX_WORKERS = 256;
@@ -134,6 +140,7 @@ pub const c = struct {
     pub extern fn dk_notify(state: ?[*:0]const u8) c_int;
     pub extern fn dk_notify_reloading() c_int;
     pub extern fn dk_notify_stopping() c_int;
+    pub extern fn dk_notify_fd(fd: c_int) c_int;
     pub extern fn dk_watchdog_usec(usec: ?*u64) c_int;
 
     pub extern fn dk_fd_send(sock: c_int, data: ?[*]const u8, len: usize, fds: ?[*]const c_int, n_fds: usize) c_int;
@@ -159,6 +166,11 @@ pub const c = struct {
     pub extern fn dk_supervisor_set_pidfile(sv: ?*dk_supervisor, pf: ?*dk_pidfile) c_int;
     pub extern fn dk_supervisor_set_upgrade(sv: ?*dk_supervisor, argv: ?[*:null]const ?[*:0]const u8, timeout_ms: u32) c_int;
     pub extern fn dk_supervisor_run(sv: ?*dk_supervisor) c_int;
+    pub extern fn dk_supervisor_set_stop_signal(sv: ?*dk_supervisor, sig: c_int) c_int;
+    pub extern fn dk_supervisor_set_restart(sv: ?*dk_supervisor, max_backoff_ms: u32, give_up: u32, window_ms: u32) c_int;
+    pub extern fn dk_supervisor_set_flags(sv: ?*dk_supervisor, flags: u32) c_int;
+    pub extern fn dk_supervisor_set_stdio(sv: ?*dk_supervisor, f: ?dk_stdio_fn, ctx: ?*anyopaque) c_int;
+    pub extern fn dk_supervisor_exit_status(sv: ?*dk_supervisor) c_int;
     pub extern fn dk_event_describe(kind: c_int, pid: i32, value: i32, buf: ?[*]c_char, len: usize) c_int;
 };
 
@@ -940,6 +952,12 @@ pub const notify = struct {
         return (try ok(c.dk_notify_stopping())) == 1;
     }
 
+    /// s6's readiness protocol: `ready()` also writes a newline to `fd` (the service's
+    /// `notification-fd`) and closes it. The library owns the fd from here on.
+    pub fn readyFd(fd: fd_t) Error!void {
+        _ = try ok(c.dk_notify_fd(fd));
+    }
+
     /// The systemd watchdog interval in microseconds when enabled for this process.
     pub fn watchdogUsec() ?u64 {
         var usec: u64 = 0;
@@ -1079,6 +1097,7 @@ pub const EventKind = enum(c_int) {
     workers_changed = c.DK_EVENT_WORKERS_CHANGED,
     worker_failed = c.DK_EVENT_WORKER_FAILED,
     reload_failed = c.DK_EVENT_RELOAD_FAILED,
+    gave_up = c.DK_EVENT_GAVE_UP,
     _,
 };
 
@@ -1103,6 +1122,19 @@ pub const RunResult = enum {
     stopped,
     /// A new generation took over; leave the PID file alone.
     upgraded,
+    /// The restart policy gave up (`setRestart`); every worker was stopped. Exit non-zero.
+    gave_up,
+};
+
+/// `Supervisor.setFlags`: init duties and tini's model.
+pub const SupervisorFlags = struct {
+    /// Reap every orphan (as PID 1, or as a child subreaper).
+    reap_all: bool = false,
+    /// One worker run once: not respawned, its signals forwarded, its status in
+    /// `exitStatus`.
+    once: bool = false,
+    /// Signals go to the worker's whole process group.
+    signal_group: bool = false,
 };
 
 /// A prefork supervisor: configure, `run`, `deinit`. Argv arrays and the PID file given to
@@ -1196,11 +1228,53 @@ pub const Supervisor = struct {
         _ = try ok(c.dk_supervisor_set_upgrade(sv.handle, argv.ptr, timeout_ms));
     }
 
-    /// Runs the master until a graceful stop or a completed upgrade (exit 0 after either).
-    /// Never returns in a worker.
+    /// The signal that stops a worker (default TERM; Starman: QUIT).
+    pub fn setStopSignal(sv: Supervisor, sig: Signal) Error!void {
+        _ = try ok(c.dk_supervisor_set_stop_signal(sv.handle, signal.number(sig)));
+    }
+
+    /// The restart policy: the crash-loop backoff's cap (ms, 0: 8000) and, when `give_up`
+    /// is set, `.count` crashes within `.window_ms` stop every worker (`run` returns
+    /// `.gave_up`).
+    pub fn setRestart(sv: Supervisor, max_backoff_ms: u32, give_up: ?struct { count: u32, window_ms: u32 }) Error!void {
+        const g = give_up orelse .{ .count = 0, .window_ms = 0 };
+        _ = try ok(c.dk_supervisor_set_restart(sv.handle, max_backoff_ms, g.count, g.window_ms));
+    }
+
+    /// Init duties (`reap_all`), tini's model (`once`), signals to the group.
+    pub fn setFlags(sv: Supervisor, flags: SupervisorFlags) Error!void {
+        var f: u32 = 0;
+        if (flags.reap_all) f |= c.DK_SUPERVISOR_REAP_ALL;
+        if (flags.once) f |= c.DK_SUPERVISOR_ONCE;
+        if (flags.signal_group) f |= c.DK_SUPERVISOR_SIGNAL_GROUP;
+        _ = try ok(c.dk_supervisor_set_flags(sv.handle, f));
+    }
+
+    /// Worker output as a Zig function `func(context, index) ?fd_t`: the fd returned
+    /// becomes that worker's stdout and stderr (the master closes it after the fork).
+    pub fn setStdio(sv: Supervisor, context: anytype, comptime func: anytype) Error!void {
+        const T = struct {
+            fn stdio(ctx: ?*anyopaque, index: u32) callconv(.c) c_int {
+                return func(ctxFrom(@TypeOf(context), ctx), index) orelse -1;
+            }
+        };
+        _ = try ok(c.dk_supervisor_set_stdio(sv.handle, &T.stdio, ctxPtr(context)));
+    }
+
+    /// After `run`: the worker's status in a `once` run (128 + N for signal N), else 0.
+    pub fn exitStatus(sv: Supervisor) u8 {
+        return @intCast(@max(0, @min(255, c.dk_supervisor_exit_status(sv.handle))));
+    }
+
+    /// Runs the master until a graceful stop, a completed upgrade (exit 0 after either) or
+    /// the restart policy giving up. Never returns in a worker.
     pub fn run(sv: Supervisor) Error!RunResult {
         const rc = try ok(c.dk_supervisor_run(sv.handle));
-        return if (rc == c.DK_SUPERVISOR_UPGRADED) .upgraded else .stopped;
+        return switch (rc) {
+            c.DK_SUPERVISOR_UPGRADED => .upgraded,
+            c.DK_SUPERVISOR_GAVE_UP => .gave_up,
+            else => .stopped,
+        };
     }
 };
 

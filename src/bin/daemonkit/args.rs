@@ -48,6 +48,23 @@ pub struct Config {
     pub launch_timeout: Option<Duration>,
     /// `restart`'s stop timeout.
     pub stop_timeout: Duration,
+    /// The signal that stops a copy of PROGRAM (`--stop-signal`; default SIGTERM).
+    pub stop_signal: i32,
+    /// `--init`: reap every orphan (automatic as PID 1).
+    pub init: bool,
+    /// `--once`: run PROGRAM once, forward signals, exit with its status.
+    pub once: bool,
+    /// `--signal-group`: signals go to PROGRAM's whole process group.
+    pub signal_group: bool,
+    /// `--notify-fd N`: s6's readiness fd.
+    pub notify_fd: Option<i32>,
+    /// `--max-backoff`: the crash-loop backoff's cap.
+    pub max_backoff: Duration,
+    /// `--give-up N/SECONDS`.
+    pub give_up: Option<(u32, Duration)>,
+    /// `--log-timestamps`, `--log-prefix`.
+    pub log_timestamps: bool,
+    pub log_prefix: bool,
     pub program: Vec<OsString>,
 }
 
@@ -71,6 +88,15 @@ impl Default for Config {
             env: Vec::new(),
             launch_timeout: None,
             stop_timeout: DEFAULT_STOP_TIMEOUT,
+            stop_signal: 15,
+            init: false,
+            once: false,
+            signal_group: false,
+            notify_fd: None,
+            max_backoff: Duration::from_secs(8),
+            give_up: None,
+            log_timestamps: false,
+            log_prefix: false,
             program: Vec::new(),
         }
     }
@@ -137,6 +163,60 @@ pub fn number<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
 pub fn seconds(name: &str, v: &str) -> Result<Duration, String> {
     let s: f64 = number(name, v)?;
     Duration::try_from_secs_f64(s).map_err(|_| format!("{name}: '{v}' is not a valid duration"))
+}
+
+/// Signal names the command takes (`TERM`, `SIGTERM`, or a number 1..=64).
+const SIGNALS: [(&str, i32); 16] = [
+    ("HUP", 1),
+    ("INT", 2),
+    ("QUIT", 3),
+    ("ABRT", 6),
+    ("USR1", 10),
+    ("USR2", 12),
+    ("ALRM", 14),
+    ("TERM", 15),
+    ("CHLD", 17),
+    ("CONT", 18),
+    ("TSTP", 20),
+    ("TTIN", 21),
+    ("TTOU", 22),
+    ("WINCH", 28),
+    ("PWR", 30),
+    ("URG", 23),
+];
+
+/// Parses a signal name or number for `--stop-signal`: one that can be caught (not KILL,
+/// STOP or a synchronous fault, which a program cannot handle gracefully).
+pub fn signal(name: &str, v: &str) -> Result<i32, String> {
+    let bare = v.strip_prefix("SIG").unwrap_or(v);
+    let n = match SIGNALS.iter().find(|(s, _)| s.eq_ignore_ascii_case(bare)) {
+        Some(&(_, n)) => n,
+        None => v.parse::<i32>().map_err(|_| {
+            format!("{name}: '{v}' is not a signal (TERM, QUIT, INT, HUP, USR1, ...)")
+        })?,
+    };
+    if !(1..=64).contains(&n) || matches!(n, 4 | 5 | 7 | 8 | 9 | 11 | 19 | 31) {
+        return Err(format!(
+            "{name}: signal {v} cannot stop a program gracefully"
+        ));
+    }
+    Ok(n)
+}
+
+/// Parses `--give-up N/SECONDS`: N crashes (1..=64) within SECONDS.
+pub fn give_up(name: &str, v: &str) -> Result<(u32, Duration), String> {
+    let (n, secs) = v
+        .split_once('/')
+        .ok_or_else(|| format!("{name}: '{v}' is not N/SECONDS (e.g. 5/60)"))?;
+    let n: u32 = number(name, n)?;
+    if !(1..=64).contains(&n) {
+        return Err(format!("{name}: 1 to 64 crashes"));
+    }
+    let window = seconds(name, secs)?;
+    if window.is_zero() {
+        return Err(format!("{name}: the window must be longer than 0 s"));
+    }
+    Ok((n, window))
 }
 
 /// Makes a path absolute against the current directory (the daemon's becomes `/`).
@@ -219,6 +299,28 @@ pub fn parse_run(
                 }
             }
             "--timeout" => c.launch_timeout = Some(seconds(&opt, &a.value(&opt, inline)?)?),
+            "--stop-signal" => c.stop_signal = signal(&opt, &a.value(&opt, inline)?)?,
+            "--init" => c.init = true,
+            "--once" => c.once = true,
+            "--signal-group" => c.signal_group = true,
+            "--notify-fd" => {
+                let n: i32 = number(&opt, &a.value(&opt, inline)?)?;
+                if n < 3 {
+                    return Err(format!(
+                        "{opt}: {n} is stdin/stdout/stderr; s6 uses 3 or more"
+                    ));
+                }
+                c.notify_fd = Some(n);
+            }
+            "--max-backoff" => {
+                c.max_backoff = seconds(&opt, &a.value(&opt, inline)?)?;
+                if c.max_backoff.is_zero() {
+                    return Err(format!("{opt}: must be longer than 0 s"));
+                }
+            }
+            "--give-up" => c.give_up = Some(give_up(&opt, &a.value(&opt, inline)?)?),
+            "--log-timestamps" => c.log_timestamps = true,
+            "--log-prefix" => c.log_prefix = true,
             _ => return Err(format!("unknown option '{opt}'")),
         }
     };
@@ -228,6 +330,16 @@ pub fn parse_run(
     }
     if c.group.is_some() && c.user.is_none() {
         return Err("--group needs --user".into());
+    }
+    if c.once && c.workers != 1 {
+        return Err("--once runs one copy of PROGRAM: no -w N".into());
+    }
+    if c.notify_fd.is_some() && c.daemonize {
+        return Err(
+            "--notify-fd is for a supervisor that runs daemonkit in the foreground (s6): \
+                    not with -D"
+                .into(),
+        );
     }
     Ok(c)
 }
@@ -296,4 +408,8 @@ const TAKES_VALUE: &[&str] = &[
     "--env",
     "-e",
     "--timeout",
+    "--stop-signal",
+    "--notify-fd",
+    "--max-backoff",
+    "--give-up",
 ];

@@ -27,7 +27,7 @@ use daemonkit::rust::{
 };
 use daemonkit::{drop_privileges, Daemonize, Error, Pidfile};
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -54,7 +54,8 @@ them without closing the listeners on HUP.
 
 Exit codes:
   run/start   0 stopped cleanly (run) or the daemon is ready (-D/start; start also when
-              already running), 1 failure (the message says what), 2 usage error
+              already running), 1 failure (the message says what), 2 usage error,
+              3 gave up (--give-up); with --once, PROGRAM's status
   stop        0 stopped or not running, 1 could not stop it, 2 usage error
   reload      0 HUP sent, 7 not running, 1 other error, 2 usage error
   status      0 running, 1 dead but the pid file remains, 3 not running, 4 unknown (the
@@ -94,17 +95,38 @@ usage: daemonkit run [options] -- PROGRAM [ARGS...]
       --env KEY=VALUE     set a variable for PROGRAM; repeatable
       --timeout SECS      with -D: how long the launcher waits for readiness (default:
                           as long as the daemon lives)
+      --stop-signal SIG   the signal that stops a copy of PROGRAM (an old one after HUP,
+                          TTOU, a graceful stop; default TERM; Starman: QUIT)
+      --max-backoff SECS  cap of the crash-loop delay (1 s, doubling every third crash at
+                          start; default 8)
+      --give-up N/SECS    stop for good, exit code 3, after N crashes within SECS
+      --notify-fd N       s6 readiness: write a newline to fd N and close it once PROGRAM
+                          is ready (the service's notification-fd; foreground only)
+      --init              reap every orphan (a child subreaper), as tini; automatic when
+                          daemonkit is PID 1 (a container's entrypoint)
+      --once              run PROGRAM once, not respawned (tini's model): HUP, INT, QUIT,
+                          USR1, USR2 are forwarded to it, TERM as --stop-signal; daemonkit
+                          exits with its status (128 + N when killed by signal N)
+      --signal-group      PROGRAM leads its own process group and signals go to the whole
+                          group (like tini -g)
+      --log-timestamps    start each line of output with its time (UTC, RFC 3339, ms)
+      --log-prefix        start each line with its source: [worker INDEX pid PID] or
+                          [daemonkit pid PID] (lines are kept whole; without --log the
+                          lines go to daemonkit's stderr)
 
 Signals to the supervisor: HUP rolling restart (a new PROGRAM is ready before an old one is
 stopped; the listeners stay open; if a new PROGRAM exits before it is ready, the restart is
 abandoned and the old ones keep serving — PROGRAM must use the sockets passed as fd 3..,
-LISTEN_FDS, not bind its own port, which the old copy still holds); TERM/INT/QUIT graceful stop (a second one kills);
+LISTEN_FDS, not bind its own port, which the old copy still holds; each copy also gets
+SERVER_STARTER_PORT=ADDR=FD;... and SERVER_STARTER_GENERATION, Server::Starter's protocol,
+so Starman, Starlet and Gazelle serve on the inherited sockets); TERM/INT/QUIT graceful stop (a second one kills);
 TTIN/TTOU one more/fewer worker; USR1 reopen the log and forward USR1 (to each copy once it
 is ready). PROGRAM starts with every signal disposition at its default and an empty signal
 mask, except USR1, which is ignored unless PROGRAM installs its own handler.
 
 Exit codes: 0 stopped cleanly, or (-D) the daemon is ready; 1 failure, with a message such as
-'daemonkit: pid file /run/app.pid: daemon already running (PID: 4242)'; 2 usage error.";
+'daemonkit: pid file /run/app.pid: daemon already running (PID: 4242)'; 2 usage error;
+3 gave up (--give-up); with --once, PROGRAM's own status (128 + N for signal N).";
 
 const HELP_START: &str = "\
 usage: daemonkit start --pid FILE [run options] -- PROGRAM [ARGS...]
@@ -263,70 +285,82 @@ fn abandon(pidfile: Option<Pidfile>) {
     }
 }
 
-/// Runs the supervisor. `lsb_start`: an already running daemon is success (`start`).
-pub fn run(cfg: Config, lsb_start: bool) -> u8 {
-    // Everything that can fail on the terminal is checked before the fork.
-    let program = match resolve(&cfg.program[0]) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{NAME}: {e}");
-            return 1;
-        }
-    };
-    let exe = match std::fs::read_link("/proc/self/exe") {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("{NAME}: cannot resolve /proc/self/exe: {e}");
-            return 1;
-        }
-    };
+/// Exit code of `run` when the restart policy gave up (`--give-up N/SECONDS`).
+pub const EXIT_GAVE_UP: u8 = 3;
+
+/// What `run` resolved before forking: the program and our own path (for the workers'
+/// trampoline), both absolute.
+struct Resolved {
+    program: PathBuf,
+    exe: PathBuf,
+}
+
+/// Step 1: everything that can be checked on the terminal, before the PID file and the
+/// sockets: PROGRAM, our own path, `--chdir`, `--notify-fd`.
+fn resolve_all(cfg: &Config) -> Result<Resolved, String> {
+    let program = resolve(&cfg.program[0])?;
+    let exe = std::fs::read_link("/proc/self/exe")
+        .map_err(|e| format!("cannot resolve /proc/self/exe: {e}"))?;
     if let Some(d) = &cfg.chdir {
         if !d.is_dir() {
-            eprintln!("{NAME}: --chdir {}: not a directory", d.display());
-            return 1;
+            return Err(format!("--chdir {}: not a directory", d.display()));
         }
     }
-    // The PID file is locked before the listeners are bound: a second start on the same
-    // fixed port is told "already running (PID: N)", not "Address already in use" (and
-    // `start` of a running daemon is success, LSB).
-    let mut pidfile = match &cfg.pid {
-        None => None,
-        Some(path) => match Pidfile::open(path) {
-            Ok(pf) => Some(pf),
-            Err(Error::AlreadyRunning { pid }) => {
-                eprintln!(
-                    "{NAME}: pid file {}: daemon already running (PID: {pid})",
-                    path.display()
-                );
-                return if lsb_start { 0 } else { 1 };
-            }
-            Err(e) => {
-                eprintln!("{NAME}: {e}");
-                return 1;
-            }
-        },
-    };
+    if let Some(fd) = cfg.notify_fd {
+        // SAFETY: F_GETFD on any integer is harmless.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(format!(
+                "--notify-fd {fd}: not an open file descriptor (s6-supervise opens the one \
+                 the service's notification-fd file names)"
+            ));
+        }
+    }
+    Ok(Resolved { program, exe })
+}
 
-    let mut listeners: Vec<OwnedFd> = Vec::new();
+/// Step 2: the PID file, locked before binding, so that a second start on the same fixed
+/// port is told "already running (PID: N)", not "Address already in use". `Err(code)`: the
+/// message is printed (`start` of a running daemon is success, LSB).
+fn lock_pidfile(cfg: &Config, lsb_start: bool) -> Result<Option<Pidfile>, u8> {
+    let Some(path) = &cfg.pid else {
+        return Ok(None);
+    };
+    match Pidfile::open(path) {
+        Ok(pf) => Ok(Some(pf)),
+        Err(Error::AlreadyRunning { pid }) => {
+            eprintln!(
+                "{NAME}: pid file {}: daemon already running (PID: {pid})",
+                path.display()
+            );
+            Err(if lsb_start { 0 } else { 1 })
+        }
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            Err(1)
+        }
+    }
+}
+
+/// Step 3: the listeners, with the names they print as (`listening on …`).
+fn bind_all(cfg: &Config) -> Result<(Vec<OwnedFd>, Vec<String>), String> {
+    let mut listeners = Vec::new();
     let mut shown = Vec::new();
     for l in &cfg.listen {
-        match bind(&l.addr) {
-            Ok(fd) => {
-                let name = local_addr_string(fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
-                eprintln!("{NAME}: listening on {name}");
-                shown.push(name);
-                listeners.push(fd);
-            }
-            Err(e) => {
-                eprintln!("{NAME}: {e}");
-                abandon(pidfile);
-                return 1;
-            }
-        }
+        let fd = bind(&l.addr)?;
+        let name = local_addr_string(fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
+        eprintln!("{NAME}: listening on {name}");
+        shown.push(name);
+        listeners.push(fd);
     }
+    Ok((listeners, shown))
+}
+
+/// Step 4: into the background (`-D`, keeping the listeners) or, in the foreground, the
+/// working directory and umask.
+fn detach(cfg: &Config, listeners: &[OwnedFd]) -> Result<(), String> {
     if cfg.daemonize {
         let mut d = Daemonize::new();
-        for l in &listeners {
+        for l in listeners {
             d = d.keep_fd(l);
         }
         if let Some(dir) = &cfg.chdir {
@@ -338,103 +372,129 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
         if let Some(t) = cfg.launch_timeout {
             d = d.timeout(t);
         }
-        if let Err(e) = d.start() {
-            eprintln!("{NAME}: {e}");
-            abandon(pidfile);
-            return 1;
-        }
-    } else {
-        if let Some(dir) = &cfg.chdir {
-            if let Err(e) = std::env::set_current_dir(dir) {
-                eprintln!("{NAME}: --chdir {}: {e}", dir.display());
-                abandon(pidfile);
-                return 1;
-            }
-        }
-        if let Some(m) = cfg.umask {
-            // SAFETY: umask cannot fail.
-            unsafe { libc::umask(m as libc::mode_t) };
-        }
+        return d.start().map(|_| ()).map_err(|e| e.to_string());
     }
-    // From here on a failure reaches a waiting launcher through daemonkit::fail().
-    let daemonized = cfg.daemonize;
-    let fail = move |msg: String, pidfile: Option<Pidfile>| -> u8 {
-        let msg = format!("{NAME}: {msg}");
-        if daemonized {
-            let _ = daemonkit::fail(1, &msg);
-        }
-        eprintln!("{msg}");
-        abandon(pidfile);
-        1
-    };
+    if let Some(dir) = &cfg.chdir {
+        std::env::set_current_dir(dir).map_err(|e| format!("--chdir {}: {e}", dir.display()))?;
+    }
+    if let Some(m) = cfg.umask {
+        // SAFETY: umask cannot fail.
+        unsafe { libc::umask(m as libc::mode_t) };
+    }
+    Ok(())
+}
 
+/// Step 5 (after the fork): environment, output relay, pid, limits, privileges, s6's
+/// readiness fd. Returns the relay when there is one.
+fn settle(
+    cfg: &Config,
+    r: &Resolved,
+    shown: &[String],
+    pidfile: &mut Option<Pidfile>,
+) -> Result<Option<relay::Relay>, String> {
     for (k, v) in &cfg.env {
         std::env::set_var(k, v);
     }
-    let log = match &cfg.log {
-        None => None,
-        Some(path) => match relay::Relay::start(path) {
-            Ok(r) => {
-                for name in &shown {
-                    eprintln!("{NAME}: listening on {name}");
-                }
-                Some(r)
+    let marks = relay::Marks {
+        timestamps: cfg.log_timestamps,
+        prefix: cfg.log_prefix,
+    };
+    let log = if cfg.log.is_some() || cfg.log_timestamps || cfg.log_prefix {
+        let what = cfg
+            .log
+            .as_ref()
+            .map_or("stderr".to_string(), |p| format!("log {}", p.display()));
+        let relay =
+            relay::Relay::start(cfg.log.as_deref(), marks).map_err(|e| format!("{what}: {e}"))?;
+        if cfg.log.is_some() {
+            for name in shown {
+                eprintln!("{NAME}: listening on {name}");
             }
-            Err(e) => return fail(format!("log {}: {e}", path.display()), pidfile),
-        },
+        }
+        Some(relay)
+    } else {
+        None
     };
     if let Some(pf) = pidfile.as_mut() {
-        if let Err(e) = pf.write() {
-            return fail(e.to_string(), pidfile);
-        }
+        pf.write().map_err(|e| e.to_string())?;
     }
     if let Some(n) = cfg.nofile {
-        if let Err(e) = set_nofile(n) {
-            return fail(e.to_string(), pidfile);
-        }
+        set_nofile(n).map_err(|e| e.to_string())?;
     }
     if cfg.no_core {
-        if let Err(e) = disable_core_dumps() {
-            return fail(e.to_string(), pidfile);
-        }
+        disable_core_dumps().map_err(|e| e.to_string())?;
     }
     if let Some(user) = &cfg.user {
-        if let Err(e) = drop_privileges(user, cfg.group.as_deref()) {
-            return fail(format!("--user {user}: {e}"), pidfile);
-        }
+        drop_privileges(user, cfg.group.as_deref()).map_err(|e| format!("--user {user}: {e}"))?;
         // What the workers execute must be reachable by that user.
-        for p in [exe.as_path(), program.as_path()] {
-            if let Err(e) = executable_now(p) {
-                return fail(
-                    format!("{}: cannot be executed as user {user}: {e}", p.display()),
-                    pidfile,
-                );
-            }
+        for p in [r.exe.as_path(), r.program.as_path()] {
+            executable_now(p)
+                .map_err(|e| format!("{}: cannot be executed as user {user}: {e}", p.display()))?;
         }
     }
+    if let Some(fd) = cfg.notify_fd {
+        // SAFETY: the fd was checked open in step 1; from here on the library owns it.
+        daemonkit::notify::rust_set_ready_fd(unsafe { OwnedFd::from_raw_fd(fd) })
+            .map_err(|e| format!("--notify-fd: {e}"))?;
+    }
+    Ok(log)
+}
 
+/// The supervisor's flags for `--init`/`--once`/`--signal-group` (init duties are automatic
+/// as PID 1: a container's entrypoint).
+fn init_flags(cfg: &Config) -> u32 {
+    use daemonkit::supervisor::{ONCE, REAP_ALL, SIGNAL_GROUP};
+    let mut flags = 0;
+    if cfg.init || std::process::id() == 1 {
+        flags |= REAP_ALL;
+    }
+    if cfg.once {
+        flags |= ONCE;
+    }
+    if cfg.signal_group {
+        flags |= SIGNAL_GROUP;
+    }
+    flags
+}
+
+/// Step 6: the supervisor, running PROGRAM through the `__exec` trampoline. Returns the
+/// exit code.
+fn supervise(
+    cfg: &Config,
+    r: &Resolved,
+    listeners: &[OwnedFd],
+    pidfile: &mut Option<Pidfile>,
+    log: Option<&relay::Relay>,
+) -> u8 {
+    let daemonized = cfg.daemonize;
     // After the fork: the socket name carries the supervisor's pid.
     let notify = match cfg.ready {
         Ready::Notify => match notify::Notify::start(3 + listeners.len() as i32) {
             Ok(n) => Some(n.address),
-            Err(e) => return fail(format!("--ready notify: socket: {e}"), pidfile),
+            Err(e) => return report(daemonized, format!("--ready notify: socket: {e}")),
         },
         _ => None,
     };
-    let argv = worker_argv(&exe, notify.as_deref(), &program, &cfg.program[1..]);
+    let argv = worker_argv(&r.exe, notify.as_deref(), &r.program, &cfg.program[1..]);
     let names: Vec<&str> = cfg.listen.iter().map(|l| l.name.as_str()).collect();
     let ready_ms = match cfg.ready {
         Ready::Fd | Ready::Notify => cfg.ready_timeout,
         Ready::Delay(ms) => Duration::from_millis(ms.max(1)),
     };
-    let prog_name = program.display().to_string();
+    let prog_name = r.program.display().to_string();
+    let once = cfg.once;
     let mut announced = false;
     let mut failed_early = false;
     let on_event = |e: Event| {
         match e.kind {
             event::READY | event::STOPPING => announced = true,
+            event::SPAWNED => {
+                if let Some(l) = log {
+                    l.worker_started(e.value.max(0) as u32, e.pid);
+                }
+            }
             event::LOG_REOPENED => {
-                if let Some(l) = &log {
+                if let Some(l) = log {
                     l.reopen();
                 }
             }
@@ -449,16 +509,12 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
                 );
                 return;
             }
-            event::EXITED if !announced && !failed_early => {
+            event::EXITED if !announced && !failed_early && !once => {
                 // PROGRAM died before it was ever ready: report it instead of looping.
                 failed_early = true;
-                let how = if libc::WIFSIGNALED(e.value) {
-                    format!("was killed by signal {}", libc::WTERMSIG(e.value))
-                } else {
-                    format!("exited with status {}", libc::WEXITSTATUS(e.value))
-                };
                 let msg = format!(
-                    "{NAME}: {prog_name} {how} before it was ready{}",
+                    "{NAME}: {prog_name} {} before it was ready{}",
+                    how_it_ended(e.value),
                     if daemonized && log.is_none() {
                         " (use --log FILE to see its output)"
                     } else {
@@ -472,6 +528,16 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
                 // SAFETY: signalling ourselves; the supervisor stops gracefully.
                 unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
             }
+            event::EXITED if !announced && once && daemonized => {
+                let code = exit_code(e.value);
+                let _ = daemonkit::fail(
+                    code.into(),
+                    &format!(
+                        "{NAME}: {prog_name} {} before it was ready",
+                        how_it_ended(e.value)
+                    ),
+                );
+            }
             _ => {}
         }
         daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
@@ -480,8 +546,14 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
         .exec(&argv)
         .graceful_timeout(cfg.graceful)
         .ready_timeout(ready_ms)
+        .stop_signal(cfg.stop_signal)
+        .restart(cfg.max_backoff, cfg.give_up)
+        .flags(init_flags(cfg))
         .on_event(on_event);
-    for l in &listeners {
+    if let Some(l) = log.filter(|l| l.per_worker()) {
+        p = p.worker_output(move |index| l.worker_pipe(index));
+    }
+    for l in listeners {
         p = p.listener(l);
     }
     if !names.is_empty() {
@@ -490,24 +562,82 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
     if let Some(pf) = pidfile.as_mut() {
         p = p.pidfile(pf);
     }
-    let r = p.run(|_| 1);
-    let code = match r {
-        Ok(Outcome::Stopped) | Ok(Outcome::Upgraded) => {
-            if failed_early {
-                1
-            } else {
-                0
-            }
-        }
+    match p.run_with_status(|_| 1) {
+        Ok((Outcome::GaveUp, _)) => EXIT_GAVE_UP,
+        Ok((_, status)) if once => status.clamp(0, 255) as u8,
+        Ok(_) if failed_early => 1,
+        Ok(_) => 0,
+        Err(e) => report(daemonized, e.to_string()),
+    }
+}
+
+/// `exited with status N` / `was killed by signal N`, from a wait status.
+fn how_it_ended(status: i32) -> String {
+    if libc::WIFSIGNALED(status) {
+        format!("was killed by signal {}", libc::WTERMSIG(status))
+    } else {
+        format!("exited with status {}", libc::WEXITSTATUS(status))
+    }
+}
+
+/// A wait status as an exit code: the status, or 128 + the signal.
+fn exit_code(status: i32) -> u8 {
+    if libc::WIFSIGNALED(status) {
+        (128 + libc::WTERMSIG(status)).min(255) as u8
+    } else {
+        libc::WEXITSTATUS(status) as u8
+    }
+}
+
+/// Prints a failure (and tells a waiting launcher); exit code 1.
+fn report(daemonized: bool, msg: String) -> u8 {
+    let msg = format!("{NAME}: {msg}");
+    if daemonized {
+        let _ = daemonkit::fail(1, &msg);
+    }
+    eprintln!("{msg}");
+    1
+}
+
+/// Runs the supervisor. `lsb_start`: an already running daemon is success (`start`).
+/// The steps, in the canonical order: resolve, lock the PID file, bind, detach, settle
+/// (relay, pid, limits, privileges), supervise, clean up.
+pub fn run(cfg: Config, lsb_start: bool) -> u8 {
+    let resolved = match resolve_all(&cfg) {
+        Ok(r) => r,
         Err(e) => {
-            let msg = format!("{NAME}: {e}");
-            if daemonized {
-                let _ = daemonkit::fail(1, &msg);
-            }
-            eprintln!("{msg}");
-            1
+            eprintln!("{NAME}: {e}");
+            return 1;
         }
     };
+    let mut pidfile = match lock_pidfile(&cfg, lsb_start) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let (listeners, shown) = match bind_all(&cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{NAME}: {e}");
+            abandon(pidfile);
+            return 1;
+        }
+    };
+    if let Err(e) = detach(&cfg, &listeners) {
+        eprintln!("{NAME}: {e}");
+        abandon(pidfile);
+        return 1;
+    }
+    // From here on a failure reaches a waiting launcher through daemonkit::fail().
+    let log = match settle(&cfg, &resolved, &shown, &mut pidfile) {
+        Ok(l) => l,
+        Err(e) => {
+            let code = report(cfg.daemonize, e);
+            abandon(pidfile);
+            return code;
+        }
+    };
+    let code = supervise(&cfg, &resolved, &listeners, &mut pidfile, log.as_ref());
+    drop(pidfile); // unlinked by the supervisor after a stop; a leftover of ours goes now
     drop(listeners);
     if code == 0 {
         // Unix socket files we created go with us (best effort: after a privilege drop the

@@ -63,6 +63,7 @@ our %FUNCTIONS = (
     dk_notify                => [ ['string'], 'int', 'DaemonKit::notify' ],
     dk_notify_reloading      => [ [], 'int', 'DaemonKit::notify_reloading' ],
     dk_notify_stopping       => [ [], 'int', 'DaemonKit::notify_stopping' ],
+    dk_notify_fd             => [ ['int'], 'int', 'DaemonKit::notify_fd' ],
     dk_watchdog_usec         => [ ['uint64*'], 'int', 'DaemonKit::watchdog_usec' ],
 
     dk_fd_send               => [ [qw(int opaque size_t opaque size_t)], 'int', 'DaemonKit::fd_send' ],
@@ -88,6 +89,11 @@ our %FUNCTIONS = (
     dk_supervisor_set_pidfile          => [ [qw(opaque opaque)], 'int', 'DaemonKit::Supervisor::set_pidfile' ],
     dk_supervisor_set_upgrade          => [ [qw(opaque opaque uint32)], 'int', 'DaemonKit::Supervisor::set_upgrade' ],
     dk_supervisor_run                  => [ ['opaque'], 'int', 'DaemonKit::Supervisor::run' ],
+    dk_supervisor_set_stop_signal      => [ [qw(opaque int)], 'int', 'DaemonKit::Supervisor::set_stop_signal' ],
+    dk_supervisor_set_restart          => [ [qw(opaque uint32 uint32 uint32)], 'int', 'DaemonKit::Supervisor::set_restart' ],
+    dk_supervisor_set_flags            => [ [qw(opaque uint32)], 'int', 'DaemonKit::Supervisor::set_flags' ],
+    dk_supervisor_set_stdio            => [ [qw(opaque dk_stdio_fn opaque)], 'int', 'DaemonKit::Supervisor::set_stdio' ],
+    dk_supervisor_exit_status          => [ ['opaque'], 'int', 'DaemonKit::Supervisor::exit_status' ],
     dk_event_describe                  => [ [qw(int sint32 sint32 opaque size_t)], 'int', 'DaemonKit::Supervisor::describe_event' ],
 );
 
@@ -240,6 +246,7 @@ sub load {
     $ffi->type('(opaque,uint32)->int'           => 'dk_worker_fn');
     $ffi->type('(opaque,uint32)->void'          => 'dk_hook_fn');
     $ffi->type('(opaque,int,sint32,sint32)->void' => 'dk_event_fn');
+    $ffi->type('(opaque,uint32)->int'           => 'dk_stdio_fn');
     my @missing = grep { !$ffi->find_symbol($_) } sort keys %FUNCTIONS;
     Carp::croak("daemonkit: $lib lacks " . join(', ', @missing) . " (an older library?)") if @missing;
     {

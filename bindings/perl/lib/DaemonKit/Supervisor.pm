@@ -105,7 +105,9 @@ Creates a supervisor (1 worker, 30 s graceful timeout, 2 s ready timeout,
 60 s upgrade timeout) and applies the options, each the same as calling the
 setter below: C<workers>, C<graceful_timeout>, C<ready_timeout>, C<worker>,
 C<exec>, C<post_fork>, C<on_event>, C<listeners> (array of fds or handles),
-C<listen_names>, C<pidfile>, C<upgrade> (argv array), C<upgrade_timeout>.
+C<listen_names>, C<pidfile>, C<upgrade> (argv array), C<upgrade_timeout>,
+C<stop_signal>, C<max_backoff>, C<give_up> (C<[N, SECONDS]>), C<flags>,
+C<stdio>.
 
 =cut
 
@@ -114,13 +116,14 @@ my %EVENT_NAME = (
     5 => 'ready', 6 => 'reloading', 7 => 'reloaded', 8 => 'stopping', 9 => 'killed',
     10 => 'upgrade_started', 11 => 'upgrade_ready', 12 => 'upgrade_failed',
     13 => 'log_reopened', 14 => 'workers_changed', 15 => 'worker_failed',
-    16 => 'reload_failed',
+    16 => 'reload_failed', 17 => 'gave_up',
 );
 
 sub new {
     my ($class, %o) = @_;
     DaemonKit::_check_opts('DaemonKit::Supervisor->new', \%o,
-        qw(workers graceful_timeout ready_timeout worker exec post_fork on_event listeners listen_names pidfile upgrade upgrade_timeout));
+        qw(workers graceful_timeout ready_timeout worker exec post_fork on_event listeners listen_names pidfile upgrade upgrade_timeout
+           stop_signal max_backoff give_up flags stdio));
     my $h;
     my $r = DaemonKit::FFI::dk_supervisor_new(\$h);
     DaemonKit::_fail_op('dk_supervisor_new', $r, 'supervisor') if $r < 0;
@@ -138,6 +141,11 @@ sub new {
     $self->set_listen_names($o{listen_names})         if defined $o{listen_names};
     $self->set_pidfile($o{pidfile})                   if defined $o{pidfile};
     $self->set_upgrade($o{upgrade}, $o{upgrade_timeout}) if defined $o{upgrade};
+    $self->set_stop_signal($o{stop_signal})           if defined $o{stop_signal};
+    $self->set_restart(max_backoff => $o{max_backoff}, give_up => $o{give_up})
+        if defined $o{max_backoff} || defined $o{give_up};
+    $self->set_flags($o{flags})                       if defined $o{flags};
+    $self->set_stdio($o{stdio})                       if defined $o{stdio};
     return $self;
 }
 
@@ -450,13 +458,99 @@ sub set_upgrade {
     $self->_check('dk_supervisor_set_upgrade', DaemonKit::FFI::dk_supervisor_set_upgrade($self->_h, $a->ptr, $ms), "upgrade $argv->[0]");
 }
 
+=head2 set_stop_signal
+
+    $sv->set_stop_signal('QUIT');     # what stops a worker (default TERM): an old one on HUP, TTOU, a graceful stop
+
+=head2 set_restart
+
+    $sv->set_restart(max_backoff => 30, give_up => [5, 60]);   # seconds; give up after 5 crashes in 60 s
+
+The crash-loop backoff (1 s, doubling every third crash at start) is capped
+at C<max_backoff> seconds (default 8). With C<give_up>, C<N> crashes within
+C<SECONDS> stop every worker, emit C<gave_up> and make L</run> return
+C<DK_SUPERVISOR_GAVE_UP>. Croaks for more than 64 crashes or a zero window.
+
+=head2 set_flags
+
+    $sv->set_flags(DK_SUPERVISOR_REAP_ALL | DK_SUPERVISOR_ONCE);
+
+C<DK_SUPERVISOR_REAP_ALL> (reap every orphan: PID 1 or a child subreaper),
+C<DK_SUPERVISOR_ONCE> (one worker run once, its signals forwarded, its status
+in L</exit_status>), C<DK_SUPERVISOR_SIGNAL_GROUP> (signals go to the
+worker's process group).
+
+=head2 set_stdio
+
+    $sv->set_stdio(sub { my ($index) = @_; ...; return $fd });   # or -1 / undef: inherit
+
+Runs in the master before each fork: the fd returned becomes that worker's
+STDOUT and STDERR (the master closes it after the fork, so hand over a fresh
+one, e.g. a pipe's write end whose read end you keep).
+
+=head2 exit_status
+
+    my $code = $sv->exit_status;      # after run: the worker's status in a ONCE run, else 0
+
+=cut
+
+sub set_stop_signal {
+    my ($self, $sig) = @_;
+    my $n = DaemonKit::signal_number($sig);
+    $self->_check('dk_supervisor_set_stop_signal', DaemonKit::FFI::dk_supervisor_set_stop_signal($self->_h, $n),
+        'stop signal ' . DaemonKit::signal_name($n));
+}
+
+sub set_restart {
+    my ($self, %o) = @_;
+    DaemonKit::_check_opts('supervisor: set_restart', \%o, qw(max_backoff give_up));
+    my $max = defined $o{max_backoff} ? DaemonKit::_ms($o{max_backoff}, 'supervisor: max_backoff') : 0;
+    my ($n, $win) = (0, 0);
+    if (defined $o{give_up}) {
+        DaemonKit::_usage('supervisor: give_up must be [N, SECONDS]')
+            unless ref $o{give_up} eq 'ARRAY' && @{ $o{give_up} } == 2;
+        ($n, $win) = ($o{give_up}[0], DaemonKit::_ms($o{give_up}[1], 'supervisor: give_up window'));
+    }
+    $self->_check('dk_supervisor_set_restart', DaemonKit::FFI::dk_supervisor_set_restart($self->_h, $max, $n, $win),
+        "restart policy (give up after $n crashes)");
+}
+
+sub set_flags {
+    my ($self, $flags) = @_;
+    $self->_check('dk_supervisor_set_flags', DaemonKit::FFI::dk_supervisor_set_flags($self->_h, $flags // 0), 'flags');
+}
+
+sub set_stdio {
+    my ($self, $code) = @_;
+    DaemonKit::_usage('supervisor: stdio must be a code reference or undef') if defined $code && ref $code ne 'CODE';
+    my $closure;
+    if ($code) {
+        $closure = DaemonKit::FFI::ffi()->closure(sub {
+            my (undef, $index) = @_;
+            my $fd;
+            local $@;
+            eval { $fd = $code->($index); 1 } or warn "daemonkit: supervisor stdio callback died: $@";
+            $fd = fileno($fd) if ref $fd;
+            return defined $fd && $fd =~ /^\d+\z/ ? $fd : -1;
+        });
+    }
+    $self->{keep}{stdio} = $closure;
+    $self->_check('dk_supervisor_set_stdio', DaemonKit::FFI::dk_supervisor_set_stdio($self->_h, $closure, undef), 'stdio callback');
+}
+
+sub exit_status {
+    my ($self) = @_;
+    return DaemonKit::FFI::dk_supervisor_exit_status($self->_h);
+}
+
 =head2 run
 
     my $outcome = $sv->run;
 
 Runs the master until a graceful stop (returns C<DK_SUPERVISOR_STOPPED>, 0:
-the PID file was unlinked) or a completed upgrade (C<DK_SUPERVISOR_UPGRADED>,
-1: leave the PID file alone); exit 0 in both cases after
+the PID file was unlinked), a completed upgrade (C<DK_SUPERVISOR_UPGRADED>,
+1: leave the PID file alone) or the restart policy giving up
+(C<DK_SUPERVISOR_GAVE_UP>, 2: exit non-zero); exit 0 in the first two cases after
 C<< $pidfile->close >>. STDOUT and STDERR are flushed before the workers
 fork. Never returns in a worker. Croaks C<supervisor: run: ...>
 (C<EINVAL>: no worker set). Refuses to run while C<$SIG{CHLD}> holds a Perl
