@@ -137,7 +137,10 @@ pub fn tcp(addr: &[u8], backlog: c_int, flags: u32) -> Res<c_int> {
     if flags & !ALL_FLAGS != 0 {
         return Err(Errno(libc::EINVAL));
     }
-    let a = parse_tcp(addr)?;
+    tcp_at(&parse_tcp(addr)?, backlog, flags)
+}
+
+fn tcp_at(a: &Addr, backlog: c_int, flags: u32) -> Res<c_int> {
     let (sa, len, family) = a.raw();
     // SAFETY: plain socket creation.
     let fd = sys::cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | sock_flags(flags), 0) })?;
@@ -159,6 +162,45 @@ pub fn tcp(addr: &[u8], backlog: c_int, flags: u32) -> Res<c_int> {
         sys::close(fd);
     }
     r
+}
+
+/// Two TCP listeners on one address, both `SO_REUSEPORT` (one reuseport group; the
+/// supervisor's listener pair, see `supervisor::Supervisor::add_listener_pair`). First a
+/// plain bind probes the address, so that a port somebody already listens on — with
+/// `SO_REUSEPORT` or not — still gives `EADDRINUSE` instead of a silent share; port 0 gets
+/// its port there. Returns `(first, second)`.
+pub fn tcp_pair(addr: &[u8], backlog: c_int, flags: u32) -> Res<(c_int, c_int)> {
+    if flags & !ALL_FLAGS != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut a = parse_tcp(addr)?;
+    let (sa, len, family) = a.raw();
+    // SAFETY: plain socket creation; the probe is closed below in every case.
+    let probe =
+        sys::cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    let bound = (|| {
+        setopt(probe, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        if family == libc::AF_INET6 {
+            let _ = setopt(probe, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1);
+        }
+        // SAFETY: sa/len describe a valid address of the socket's family.
+        sys::cvt(unsafe { libc::bind(probe, sa, len) })?;
+        local_port(probe)
+    })();
+    sys::close(probe);
+    let port = bound?.to_be();
+    match &mut a {
+        Addr::V4(v) => v.sin_port = port,
+        Addr::V6(v) => v.sin6_port = port,
+    }
+    let first = tcp_at(&a, backlog, flags | REUSEPORT)?;
+    match tcp_at(&a, backlog, flags | REUSEPORT) {
+        Ok(second) => Ok((first, second)),
+        Err(e) => {
+            sys::close(first);
+            Err(e)
+        }
+    }
 }
 
 /// Binds and listens on a Unix socket at `path` (mode `mode`, 0 meaning 0666 minus umask;
@@ -527,6 +569,19 @@ mod rust {
         Ok(unsafe { std::net::TcpListener::from_raw_fd(fd) })
     }
 
+    /// [`super::tcp_pair`]: two `SO_REUSEPORT` listeners on `HOST:PORT`, for
+    /// `Prefork::listener_pair`; errors name the address.
+    pub fn bind_tcp_pair(addr: &str) -> io::Result<(std::net::TcpListener, std::net::TcpListener)> {
+        let (a, b) = tcp_pair(addr.as_bytes(), 0, 0).map_err(|e| named(addr, e))?;
+        // SAFETY: both are fresh listening sockets we own.
+        Ok(unsafe {
+            (
+                std::net::TcpListener::from_raw_fd(a),
+                std::net::TcpListener::from_raw_fd(b),
+            )
+        })
+    }
+
     /// Binds a Unix listener at `path`, replacing a dead server's socket file.
     pub fn bind_unix(path: &str, mode: u32) -> io::Result<std::os::unix::net::UnixListener> {
         let c = std::ffi::CString::new(path).map_err(|_| named(path, Errno(libc::EINVAL)))?;
@@ -577,7 +632,9 @@ mod rust {
     }
 }
 #[cfg(feature = "std")]
-pub use rust::{bind_tcp, bind_unix, fd_names, inherited_listeners, local_addr_string};
+pub use rust::{
+    bind_tcp, bind_tcp_pair, bind_unix, fd_names, inherited_listeners, local_addr_string,
+};
 
 #[cfg(test)]
 mod tests {

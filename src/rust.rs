@@ -1,7 +1,9 @@
 //! The rest of the Rust layer, gathered for `use daemonkit::rust::*`: listeners, socket
 //! activation, notification, fds, logs, rlimits and signals helpers.
 pub use crate::fds::{close_fds_from, redirect_output, reopen_output};
-pub use crate::listen::{bind_tcp, bind_unix, inherited_listeners, local_addr_string};
+pub use crate::listen::{
+    bind_tcp, bind_tcp_pair, bind_unix, inherited_listeners, local_addr_string,
+};
 pub use crate::notify::sd_notify;
 pub use crate::signals::rust_ignore_sigpipe as ignore_sigpipe;
 

@@ -588,3 +588,42 @@ fn worker_indices_are_the_slots_0_to_n_minus_1() {
     kill(m.pid(), libc::SIGTERM);
     assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
 }
+
+const GAVE_UP: i32 = 17;
+const RESPAWN_DELAYED: i32 = 3;
+
+#[test]
+fn the_restart_policy_gives_up_after_n_crashes_and_caps_its_backoff() {
+    // Each worker serves for 300 ms, then crashes: four crashes within 30 s end the run
+    // (exit 3 from testprog for Outcome::GaveUp); quick crashes back off at most 200 ms.
+    let mut m = Master::start(
+        "give-up",
+        1,
+        &[
+            ("DK_CRASH_AFTER_MS", "300"),
+            ("DK_GIVE_UP", "4/30000"),
+            ("DK_MAX_BACKOFF_MS", "200"),
+        ],
+    );
+    let t0 = Instant::now();
+    let code = m.exit_code(Duration::from_secs(20));
+    let took = t0.elapsed();
+    let ev = m.events();
+    let crashes = ev.iter().filter(|e| e.0 == EXITED).count();
+    let delays: Vec<i32> = ev
+        .iter()
+        .filter(|e| e.0 == RESPAWN_DELAYED)
+        .map(|e| e.2)
+        .collect();
+    println!(
+        "give up after 4 crashes: exit {code:?} after {took:?}, {crashes} exits, delays {delays:?}"
+    );
+    assert_eq!(code, Some(3), "{ev:?}");
+    assert!(ev.iter().any(|e| e.0 == GAVE_UP && e.2 == 4), "{ev:?}");
+    assert_eq!(crashes, 4, "{ev:?}");
+    assert!(
+        delays.iter().all(|&d| d <= 200),
+        "backoff over its cap: {delays:?}"
+    );
+    assert!(!m.pidfile.exists(), "pid file left after giving up");
+}

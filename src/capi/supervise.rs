@@ -278,6 +278,29 @@ pub extern "C" fn dk_supervisor_add_listener(sv: *mut dk_supervisor, fd: c_int) 
     with(sv, |s| ret(s.add_listener(fd)))
 }
 
+/// Adds a listener as a pair of TCP sockets bound to the same address with `SO_REUSEPORT`
+/// (`dk_listen_tcp(addr, 0, DK_LISTEN_REUSEPORT)` twice, `a` first, both before any
+/// privilege drop): rolling restarts then lose no freshly accepted connection. Generations
+/// alternate between the two sockets; a one-instruction classic BPF program on the
+/// reuseport group (`SO_ATTACH_REUSEPORT_CBPF`) sends new connections to the active
+/// generation's socket only. A HUP brings the whole new generation up on the other socket,
+/// switches new connections to it, waits until the old socket's accept queue is empty (at
+/// most a second), and only then sends the old workers the stop signal — so a server that
+/// drops connections it has just accepted when told to stop (Starman, uvicorn) loses none.
+/// In-process workers find their generation's socket at `a`'s fd number; exec'd workers
+/// get it as their fd 3 + i. Counts as one listener. `-EBADF` for a closed fd, `-EINVAL`
+/// unless both are listening TCP sockets with `SO_REUSEPORT` on the same address,
+/// `-ENOSPC` when full. (Any process of the same user may join a reuseport group: keep
+/// the sockets root's, bound before the drop.)
+#[no_mangle]
+pub extern "C" fn dk_supervisor_add_listener_pair(
+    sv: *mut dk_supervisor,
+    a: c_int,
+    b: c_int,
+) -> c_int {
+    with(sv, |s| ret(s.add_listener_pair(a, b)))
+}
+
 /// Sets `LISTEN_FDNAMES` for exec'd workers and upgrades (colon-separated; must stay valid
 /// for the supervisor's life; NULL clears).
 #[no_mangle]

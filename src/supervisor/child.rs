@@ -36,9 +36,10 @@ impl Supervisor {
                 port: if port.overflow { b"" } else { port.as_bytes() },
                 generation: self.generation + 1,
             };
+            let fds = self.sockets(self.side);
             match exec::prepare_worker(
                 self.exec_argv,
-                &self.listeners[..self.nlisteners],
+                &fds[..self.nlisteners],
                 self.names(),
                 &starter,
             ) {
@@ -121,6 +122,16 @@ impl Supervisor {
         if self.flags & SIGNAL_GROUP != 0 {
             // SAFETY: setpgid on ourselves; a process group of our own.
             unsafe { libc::setpgid(0, 0) };
+        }
+        if self.side == 1 && prepared.is_none() {
+            // An in-process worker of a generation on the second sockets: its code uses the
+            // listeners' fd numbers, which now name those sockets.
+            for i in 0..self.nlisteners {
+                if self.pairs[i] >= 0 {
+                    // SAFETY: dup2 of one of our sockets over another of ours.
+                    unsafe { libc::dup2(self.pairs[i], self.listeners[i]) };
+                }
+            }
         }
         if out >= 0 {
             // SAFETY: dup2 onto stdout/stderr (clearing close-on-exec there).

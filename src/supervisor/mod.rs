@@ -36,6 +36,7 @@ pub mod event;
 mod init;
 mod restart;
 mod slots;
+mod steer;
 mod upgrade;
 
 pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
@@ -116,6 +117,13 @@ pub struct Supervisor {
     pub flags: u32,
     /// Where each worker's stdout and stderr go ([`StdioFn`]).
     pub stdio: Option<(StdioFn, *mut c_void)>,
+    /// The second socket of each listener given as a pair (-1: none; see `steer`).
+    pairs: [c_int; exec::MAX_FDS],
+    /// The side (0 or 1) of the pairs the current generation runs on.
+    side: u8,
+    /// During a rolling restart of paired listeners: when new connections were switched to
+    /// the new generation's sockets (0: not yet).
+    steered_at: u64,
     slots: [Slot; MAX_WORKERS],
     generation: u32,
     crashes: u32,
@@ -171,6 +179,9 @@ impl Supervisor {
             give_up: (0, 0),
             flags: 0,
             stdio: None,
+            pairs: [-1; exec::MAX_FDS],
+            side: 0,
+            steered_at: 0,
             crash_times: [0; MAX_GIVE_UP as usize],
             ncrash: 0,
             gave_up: false,
@@ -241,6 +252,11 @@ impl Supervisor {
         // a registration the caller made would be drained by this loop and torn down after.
         if signals::registered_here() {
             return Err(Errno(libc::EBUSY));
+        }
+        if self.paired() {
+            // Generation 0 runs on the first socket of each pair; nothing reaches the second
+            // until a rolling restart switches to it.
+            self.steer_to(0)?;
         }
         let sigfd = signals::open(&[
             libc::SIGHUP,
@@ -345,11 +361,18 @@ impl Supervisor {
         }
         let now = sys::now_ms();
         let mut deadline = now + 500;
+        if self.steered_at > 0 {
+            deadline = now + 10; // draining the old sockets' accept queues
+        }
         if !self.stopping && self.next_spawn > now {
             deadline = deadline.min(self.next_spawn);
         }
         for s in self.live().filter(|s| s.stopping) {
             deadline = deadline.min(s.stop_at.max(now));
+        }
+        for s in self.live().filter(|s| !s.stopping && !s.ready) {
+            // A worker is assumed ready at its ready timeout: wake up then, not later.
+            deadline = deadline.min((s.started + self.ready_timeout_ms as u64).max(now));
         }
         if let Some((_, _, d)) = self.upgrade {
             deadline = deadline.min(d.max(now));
@@ -461,6 +484,10 @@ impl Supervisor {
             libc::SIGHUP if !self.stopping => {
                 self.generation += 1;
                 self.rolling = true;
+                if self.paired() {
+                    self.side ^= 1; // the new generation runs on the other sockets
+                    self.steered_at = 0;
+                }
                 let _ = crate::notify::reloading();
                 self.emit(event::RELOADING, self.master, self.generation as i32);
             }
@@ -533,9 +560,13 @@ impl Supervisor {
             if null < 0 {
                 return;
             }
-            for &fd in &self.listeners[..self.nlisteners] {
-                libc::dup2(null, fd);
-                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            for i in 0..self.nlisteners {
+                for fd in [self.listeners[i], self.pairs[i]] {
+                    if fd >= 0 {
+                        libc::dup2(null, fd);
+                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                    }
+                }
             }
             sys::close(null);
         }

@@ -103,11 +103,58 @@ impl Supervisor {
     pub(super) fn abandon_roll(&mut self, pid: i32, status: c_int) {
         self.rolling = false;
         let cur = self.generation;
+        if self.paired() {
+            // The new generation's other workers are on sockets nobody steers to: they go,
+            // and the old generation stays on its own (still the steered ones).
+            for i in 0..MAX_WORKERS {
+                let s = self.slots[i];
+                if s.pid > 0 && !s.stopping && s.generation == cur {
+                    self.stop_one(i);
+                }
+            }
+            self.side ^= 1;
+            self.steered_at = 0;
+            let _ = self.steer_to(self.side); // in case the switch had happened already
+        }
         for s in self.slots.iter_mut().filter(|s| s.pid > 0 && !s.stopping) {
             s.generation = cur;
         }
         let _ = crate::notify::ready();
         self.emit(event::RELOAD_FAILED, pid, status);
+    }
+
+    /// A rolling restart on listener pairs (see `steer`): the whole new generation comes up
+    /// on the other sockets, new connections are switched to them, the old sockets' accept
+    /// queues drain (at most a second), and only then are the old workers told to stop.
+    fn roll_paired(&mut self, now: u64, target: usize, cur: u32) {
+        let new_gen = |s: &Slot| !s.stopping && s.generation == cur;
+        let up = self.live().filter(|s| new_gen(s)).count();
+        if up < target {
+            if now >= self.next_spawn {
+                let _ = self.spawn(self.free_index_in(Some(cur)));
+            }
+            return;
+        }
+        if self.live().any(|s| new_gen(s) && !s.ready) {
+            return;
+        }
+        if self.steered_at == 0 {
+            if self.steer_to(self.side).is_err() {
+                return; // tried again at the next turn
+            }
+            self.steered_at = now.max(1);
+            return;
+        }
+        if self.queued_on(self.side ^ 1) > 0 && now < self.steered_at + 1000 {
+            return;
+        }
+        self.steered_at = 0;
+        for i in 0..MAX_WORKERS {
+            let s = self.slots[i];
+            if s.pid > 0 && !s.stopping && s.generation < cur {
+                self.stop_one(i);
+            }
+        }
     }
 
     /// Spawns or stops workers toward the target, and drives a rolling restart.
@@ -120,6 +167,10 @@ impl Supervisor {
             .filter(|s| !s.stopping && s.generation < cur)
             .count();
         let active = self.active();
+        if old > 0 && self.paired() {
+            self.roll_paired(now, target, cur);
+            return;
+        }
         if old > 0 {
             let starting = self
                 .live()

@@ -109,6 +109,22 @@ impl<'a> Prefork<'a> {
         }
         self
     }
+    /// A listener as a pair of `SO_REUSEPORT` sockets on one address (`a` bound first):
+    /// rolling restarts that lose no freshly accepted connection (see
+    /// [`super::Supervisor::add_listener_pair`]).
+    pub fn listener_pair(mut self, a: &impl AsRawFd, b: &impl AsRawFd) -> Self {
+        if let Err(e) = self.core.add_listener_pair(a.as_raw_fd(), b.as_raw_fd()) {
+            self.error = Some(io::Error::new(
+                io::Error::from_raw_os_error(e.0).kind(),
+                format!(
+                    "listener pair: {} (two listening TCP sockets with SO_REUSEPORT on one \
+                     address)",
+                    io::Error::from_raw_os_error(e.0)
+                ),
+            ));
+        }
+        self
+    }
     /// `LISTEN_FDNAMES` for upgrades and exec'd workers.
     pub fn listen_names(mut self, names: &str) -> Self {
         self.names = CString::new(names).ok();

@@ -54,8 +54,16 @@ impl Supervisor {
 
     /// The lowest index no running worker has: the slot a new worker fills (0..N-1).
     pub(super) fn free_index(&self) -> u32 {
+        self.free_index_in(None)
+    }
+
+    /// The lowest index no running worker (of generation `gen`, when given) has.
+    pub(super) fn free_index_in(&self, gen: Option<u32>) -> u32 {
         let mut index = 0u32;
-        while self.live().any(|s| !s.stopping && s.index == index) {
+        while self
+            .live()
+            .any(|s| !s.stopping && s.index == index && gen.map_or(true, |g| s.generation == g))
+        {
             index += 1;
         }
         index

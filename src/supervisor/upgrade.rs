@@ -18,9 +18,10 @@ impl Supervisor {
             // SAFETY: the caller's PID file handle outlives the run.
             unsafe { &*self.pidfile }.fd()
         };
+        let fds = self.sockets(self.side);
         let spec = exec::Spec {
             argv: self.upgrade_argv,
-            fds: &self.listeners[..self.nlisteners],
+            fds: &fds[..self.nlisteners],
             names: self.names(),
             pidfile_fd: pf,
         };

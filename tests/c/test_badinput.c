@@ -307,6 +307,9 @@ static void test_signals(void)
     CHECK_ERR(dk_signal_open(NULL, 1), EINVAL);
     CHECK_ERR(dk_signal_open(NULL, 3), EINVAL);
     CHECK_ERR(dk_signal_open_flags(NULL, 1, 0), EINVAL);
+    CHECK_ERR(dk_notify_fd(-1), EBADF);
+    CHECK_ERR(dk_notify_fd(INT_MIN), EBADF);
+    CHECK_ERR(dk_notify_fd(closed_fd()), EBADF);
     CHECK_ERR(dk_signal_open_flags(NULL, 0, 2), EINVAL);      /* unknown flag */
     CHECK_ERR(dk_signal_open_flags(NULL, 0, 0x80000000u), EINVAL);
     {
@@ -798,6 +801,50 @@ static void test_supervisor(void)
     CHECK_ERR(dk_supervisor_add_listener(sv, closed_fd()), EBADF);
     CHECK_ERR(dk_supervisor_add_listener(sv, 99999), EBADF);
     CHECK_ERR(dk_supervisor_add_listener(sv, INT_MIN), EBADF);
+    /* listener pairs: two listening TCP sockets with SO_REUSEPORT on one address */
+    CHECK_ERR(dk_supervisor_add_listener_pair(NULL, 0, 1), EINVAL);
+    CHECK_ERR(dk_supervisor_add_listener_pair(sv, -1, -1), EBADF);
+    CHECK_ERR(dk_supervisor_add_listener_pair(sv, 0, 1), EINVAL); /* not sockets */
+    {
+        int a = dk_listen_tcp("127.0.0.1:0", 0, DK_LISTEN_REUSEPORT), b, c, port;
+        char addr[64];
+        CHECK(a >= 0);
+        port = dk_socket_port(a);
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        b = dk_listen_tcp(addr, 0, DK_LISTEN_REUSEPORT);
+        c = dk_listen_tcp("127.0.0.1:0", 0, DK_LISTEN_REUSEPORT); /* another address */
+        CHECK(b >= 0 && c >= 0);
+        dk_supervisor *sv2 = NULL;
+        CHECK_EQ(dk_supervisor_new(&sv2), 0); /* the 62-listener check below needs sv's room */
+        CHECK_ERR(dk_supervisor_add_listener_pair(sv2, a, a), EINVAL);
+        CHECK_ERR(dk_supervisor_add_listener_pair(sv2, a, c), EINVAL);
+        CHECK_EQ(dk_supervisor_add_listener_pair(sv2, a, b), 0);
+        CHECK_EQ(dk_supervisor_free(sv2), 0);
+        close(a);
+        close(b);
+        close(c);
+    }
+    /* stop signal, restart policy, flags, stdio, exit status */
+    CHECK_ERR(dk_supervisor_set_stop_signal(NULL, SIGTERM), EINVAL);
+    CHECK_ERR(dk_supervisor_set_stop_signal(sv, 0), EINVAL);
+    CHECK_ERR(dk_supervisor_set_stop_signal(sv, SIGKILL), EINVAL);
+    CHECK_ERR(dk_supervisor_set_stop_signal(sv, SIGSEGV), EINVAL);
+    CHECK_ERR(dk_supervisor_set_stop_signal(sv, 65), EINVAL);
+    CHECK_EQ(dk_supervisor_set_stop_signal(sv, SIGQUIT), 0);
+    CHECK_ERR(dk_supervisor_set_restart(NULL, 0, 0, 0), EINVAL);
+    CHECK_ERR(dk_supervisor_set_restart(sv, 0, 65, 1000), EINVAL);
+    CHECK_ERR(dk_supervisor_set_restart(sv, 0, 3, 0), EINVAL);
+    CHECK_EQ(dk_supervisor_set_restart(sv, 0, 0, 0), 0);
+    CHECK_EQ(dk_supervisor_set_restart(sv, UINT32_MAX, 64, UINT32_MAX), 0);
+    CHECK_ERR(dk_supervisor_set_flags(NULL, 0), EINVAL);
+    CHECK_ERR(dk_supervisor_set_flags(sv, 8), EINVAL);
+    CHECK_ERR(dk_supervisor_set_flags(sv, 0x80000000u), EINVAL);
+    CHECK_EQ(dk_supervisor_set_flags(sv, DK_SUPERVISOR_REAP_ALL | DK_SUPERVISOR_SIGNAL_GROUP), 0);
+    CHECK_EQ(dk_supervisor_set_flags(sv, 0), 0);
+    CHECK_ERR(dk_supervisor_set_stdio(NULL, NULL, NULL), EINVAL);
+    CHECK_EQ(dk_supervisor_set_stdio(sv, NULL, NULL), 0);
+    CHECK_ERR(dk_supervisor_exit_status(NULL), EINVAL);
+    CHECK_EQ(dk_supervisor_exit_status(sv), 0);
 
     /* run without a worker entry or program: -EINVAL, nothing forked (in a child in case
      * it would start supervising) */

@@ -481,6 +481,12 @@ static void test_plain(void)
         CHECK_EQ(dk_supervisor_set_listen_names(sv, "web"), 0);
         CHECK_EQ(dk_supervisor_set_pidfile(sv, NULL), 0);
         CHECK_EQ(dk_supervisor_set_upgrade(sv, argv, 1000), 0);
+        CHECK_EQ(dk_supervisor_set_stop_signal(sv, SIGQUIT), 0);
+        CHECK_EQ(dk_supervisor_set_restart(sv, 100, 3, 1000), 0);
+        CHECK_EQ(dk_supervisor_set_flags(sv, DK_SUPERVISOR_REAP_ALL), 0);
+        CHECK_EQ(dk_supervisor_set_stdio(sv, NULL, NULL), 0);
+        CHECK_EQ(dk_supervisor_exit_status(sv), 0);
+        CHECK_ERR(dk_supervisor_add_listener_pair(sv, fd, fd), EINVAL);
         CHECK_FDS(&before, "the dk_supervisor_set_* calls");
         CHECK_EQ(dk_supervisor_free(sv), 0);
         CHECK_FDS(&before, "dk_supervisor_free"); /* the listener stays the caller's */
@@ -1069,6 +1075,18 @@ static void test_notify(void)
     CHECK_EQ(dk_ready(), 0); /* plain role: READY=1 to NOTIFY_SOCKET only */
     CHECK(recv(s, buf, sizeof buf, 0) > 0);
     CHECK_FDS(&before, "dk_notify/dk_notify_reloading/dk_notify_stopping/dk_ready");
+    {
+        /* s6's readiness fd: taken by the library, written and closed by dk_ready */
+        int p[2];
+        char c = 0;
+        CHECK(pipe2(p, O_CLOEXEC) == 0);
+        CHECK_EQ(dk_notify_fd(p[1]), 0);
+        CHECK_EQ(dk_ready(), 0);
+        CHECK(read(p[0], &c, 1) == 1 && c == '\n');
+        CHECK(read(p[0], &c, 1) == 0); /* the library closed the write end */
+        close(p[0]);
+        CHECK_FDS(&before, "dk_notify_fd + dk_ready");
+    }
     setenv("NOTIFY_SOCKET", gone, 1);
     CHECK_ERR(dk_notify("READY=1"), ECONNREFUSED);
     tpath(buf, sizeof buf, "no-such.sock");

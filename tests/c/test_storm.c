@@ -559,6 +559,7 @@ static void round_net(void)
     CHECK_EQ(C(dk_notify_stopping()), 1);
     CHECK(recv_retry(notify_sock, name, sizeof name) > 0);
     CHECK_STREQ(name, "STOPPING=1");
+    CHECK_ERR(C(dk_notify_fd(-1)), EBADF);
     CHECK_EQ(C(dk_ready()), 0); /* plain role: READY=1 to NOTIFY_SOCKET */
     CHECK(recv_retry(notify_sock, name, sizeof name) > 0);
     CHECK_STREQ(name, "READY=1");
@@ -821,6 +822,12 @@ static void round_supervisor(void)
     CHECK_EQ(C(dk_supervisor_set_pidfile(sv, NULL)), 0);
     CHECK_EQ(C(dk_supervisor_set_upgrade(sv, argv, 1000)), 0);
     CHECK_EQ(C(dk_supervisor_set_exec(sv, argv)), 0);
+    CHECK_EQ(C(dk_supervisor_set_stop_signal(sv, SIGQUIT)), 0);
+    CHECK_EQ(C(dk_supervisor_set_restart(sv, 100, 3, 1000)), 0);
+    CHECK_EQ(C(dk_supervisor_set_flags(sv, 0)), 0);
+    CHECK_EQ(C(dk_supervisor_set_stdio(sv, NULL, NULL)), 0);
+    CHECK_EQ(C(dk_supervisor_exit_status(sv)), 0);
+    CHECK_ERR(C(dk_supervisor_add_listener_pair(sv, l, l)), EINVAL);
     /* run in a child (the master is not stormed: USR1/HUP/TTIN... mean things to it) */
     pid = dk_test_fork();
     if (pid == 0) {

@@ -138,6 +138,8 @@ static void master_main(int port_w, unsigned workers, int crash)
     r |= dk_supervisor_set_post_fork(sv, hook_cb, &g_ctx);
     r |= dk_supervisor_set_event(sv, event_cb, &g_ctx);
     r |= dk_supervisor_add_listener(sv, lfd);
+    if (crash == 2) /* give up after 3 crashes in 30 s; back off at most 100 ms */
+        r |= dk_supervisor_set_restart(sv, 100, 3, 30000);
     if (r != 0)
         dk_test_child_exit(103);
     r = dk_supervisor_run(sv);
@@ -533,6 +535,35 @@ static void test_crash_loop(const char *dir)
     kill_all(&m);
 }
 
+/* The restart policy through the C ABI: three crashes end the run with
+ * DK_SUPERVISOR_GAVE_UP (the master exits with it), the backoff capped at 100 ms. */
+static void test_give_up(const char *dir)
+{
+    struct master m;
+    static char events[65536];
+    int st = 0, last = 0;
+    long long t0;
+
+    dk_test_set_stage("supervisor: give up");
+    snprintf(g_ctx.hook_path, sizeof g_ctx.hook_path, "%s/hooks-giveup", dir);
+    snprintf(g_ctx.event_path, sizeof g_ctx.event_path, "%s/events-giveup", dir);
+    t0 = dk_test_now_ms();
+    if (start_master(&m, 1, 2) != 0)
+        return;
+    CHECK_EQ(dk_test_wait(m.pid, 10000, &st), 0);
+    CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == DK_SUPERVISOR_GAVE_UP,
+              "master status 0x%x, want exit %d", st, DK_SUPERVISOR_GAVE_UP);
+    CHECK_MSG(dk_test_now_ms() - t0 < 3000, "giving up took %lld ms", dk_test_now_ms() - t0);
+    dk_test_read_file(g_ctx.event_path, events, sizeof events);
+    CHECK_EQ(count_events(events, DK_EVENT_GAVE_UP, 0, &last), 1);
+    CHECK_EQ(last, 3);
+    CHECK_EQ(count_events(events, DK_EVENT_SPAWNED, 0, NULL), 3);
+    count_events(events, DK_EVENT_RESPAWN_DELAYED, 0, &last);
+    CHECK_MSG(last <= 100, "backoff %d ms over its 100 ms cap", last);
+    m.pid = 0;
+    kill_all(&m);
+}
+
 int main(void)
 {
     const char *dir;
@@ -540,5 +571,6 @@ int main(void)
     dir = dk_test_tmpdir();
     test_workers(dir);
     test_crash_loop(dir);
+    test_give_up(dir);
     return dk_test_done();
 }

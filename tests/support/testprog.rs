@@ -23,6 +23,10 @@
 //! `DK_USR1_FILE=FILE` (a worker appends `usr1 PID` there for each USR1 it handles),
 //! `DK_CRASH_IF_EXISTS=FILE` (a worker exits 1 at once while FILE exists).
 //!
+//! Restart policy (tests/supervisor.rs): `DK_CRASH_AFTER_MS` (a worker serves, then exits 1
+//! that long after its start), `DK_GIVE_UP=N/MS` and `DK_MAX_BACKOFF_MS` (the policy; the
+//! master exits 3 when it gave up).
+//!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
 use daemonkit::rust::{self as dk, Outcome, Prefork};
@@ -255,7 +259,16 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
             std::fs::write(path, line).unwrap();
         });
     }
+    let crash_after: Option<u64> = env("DK_CRASH_AFTER_MS").and_then(|v| v.parse().ok());
+    let give_up = env("DK_GIVE_UP").and_then(|v| {
+        let (n, ms) = v.split_once('/')?;
+        Some((n.parse().ok()?, Duration::from_millis(ms.parse().ok()?)))
+    });
+    let max_backoff = env("DK_MAX_BACKOFF_MS")
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(8), Duration::from_millis);
     let mut p = Prefork::new(workers)
+        .restart(max_backoff, give_up)
         .listener(&listener)
         .graceful_timeout(Duration::from_millis(graceful))
         .upgrade(argv, Duration::from_secs(10));
@@ -284,6 +297,12 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
                 return 1;
             }
             std::thread::sleep(Duration::from_millis(signal_delay));
+            if let Some(ms) = crash_after {
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(ms));
+                    std::process::exit(1);
+                });
+            }
             let sigs = if ignore_term {
                 // SAFETY: ignoring a signal; no handler runs.
                 unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
@@ -300,13 +319,10 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
         pf.close(); // the supervisor unlinked it (stopped) or it belongs to the new generation
     }
     eprintln!("master {} done: {:?}", std::process::id(), outcome);
-    std::process::exit(
-        if outcome == Outcome::Stopped || outcome == Outcome::Upgraded {
-            0
-        } else {
-            1
-        },
-    );
+    std::process::exit(match outcome {
+        Outcome::Stopped | Outcome::Upgraded => 0,
+        Outcome::GaveUp => 3,
+    });
 }
 
 fn single(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi::OsString]) {

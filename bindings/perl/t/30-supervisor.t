@@ -35,6 +35,21 @@ my $dir = tempdir_clean();
     ok($sv->set_event(sub {}), 'set_event');
     ok($sv->set_event(undef), 'set_event(undef): back to the default log');
     ok($sv->set_post_fork(undef), 'set_post_fork(undef)');
+    ok($sv->set_stop_signal('QUIT'), 'set_stop_signal(QUIT)');
+    eval { $sv->set_stop_signal('KILL') };
+    is($@ && $@->message, 'supervisor: stop signal KILL: Invalid argument', 'a KILL stop signal refused');
+    ok($sv->set_restart(max_backoff => 0.5, give_up => [3, 60]), 'set_restart');
+    eval { $sv->set_restart(give_up => [65, 60]) };
+    is($@ && $@->errno, EINVAL, 'give up after 65 crashes: EINVAL');
+    eval { $sv->set_restart(give_up => 3) };
+    like($@, qr/give_up must be \[N, SECONDS\]/, 'give_up needs [N, SECONDS]');
+    ok($sv->set_flags(DK_SUPERVISOR_REAP_ALL | DK_SUPERVISOR_SIGNAL_GROUP), 'set_flags');
+    eval { $sv->set_flags(64) };
+    is($@ && $@->errno, EINVAL, 'unknown flags: EINVAL');
+    ok($sv->set_flags(0), 'set_flags(0)');
+    ok($sv->set_stdio(sub { -1 }), 'set_stdio');
+    ok($sv->set_stdio(undef), 'set_stdio(undef)');
+    is($sv->exit_status, 0, 'exit_status before run: 0');
     eval { $sv->run };
     is($@ && $@->message, 'supervisor: run: no worker entry or exec program set', 'run without a worker: EINVAL');
     is($@ && $@->errno, EINVAL, '... EINVAL');
@@ -106,6 +121,7 @@ my %worker = (
     'die-late' => \&serve,
     exit       => \&serve,
     die        => sub { die "boom in worker $_[0]\n" },
+    giveup     => sub { die "boom in worker $_[0]\n" },
     stubborn   => sub { my $s = signal_open('TERM'); ready(); sleep 1 while 1 },
 );
 my $sv = DaemonKit::Supervisor->new(
@@ -116,6 +132,7 @@ my $sv = DaemonKit::Supervisor->new(
     pidfile          => $pf,
     upgrade          => [ DaemonKit::self_argv() ],
     upgrade_timeout  => 10,
+    ($mode eq 'giveup' ? (give_up => [3, 30], max_backoff => 0.1) : ()),
     ($mode eq 'hookdie' ? (post_fork => sub { die "hook failed\n" }, worker => sub { note("worker body ran"); 0 })
      : $mode eq 'exec'  ? (exec => [$^X, "-I$INC[0]", "$dir/exec-worker.pl", $dir], listen_names => 'http')
      :                    (worker => $worker{$mode})),
@@ -303,6 +320,19 @@ sub stop_master {
     like($body // '', qr/^exec worker \d+$/, 'exec workers serve');
     is(stop_master($master), 0, 'master stops');
     ok(!grep({ alive($_) } @w), 'exec workers gone');
+}
+
+# the restart policy: three crashes in 30 s, and the master gives up
+{
+    unlink "$dir/giveup.notes";
+    my ($master, $port) = start_master('giveup', 1);
+    my $t0 = time;
+    is(wait_exit($master, 15), 0, 'a master that gave up returns from run');
+    like(notes('giveup'), qr/^run returned ${\ DK_SUPERVISOR_GAVE_UP} in $master$/m, 'run returned DK_SUPERVISOR_GAVE_UP');
+    like(notes('giveup'), qr/^event gave_up \d+ 3$/m, 'a gave_up event with the crash count');
+    my @delays = notes('giveup') =~ /^event respawn_delayed \d+ (\d+)$/mg;
+    ok(@delays && !grep({ $_ > 100 } @delays), "backoff capped at 100 ms (@delays)");
+    ok(time - $t0 < 10, 'gave up quickly');
 }
 
 # USR2: upgrade to a new master generation

@@ -166,6 +166,7 @@ pub const c = struct {
     pub extern fn dk_supervisor_set_pidfile(sv: ?*dk_supervisor, pf: ?*dk_pidfile) c_int;
     pub extern fn dk_supervisor_set_upgrade(sv: ?*dk_supervisor, argv: ?[*:null]const ?[*:0]const u8, timeout_ms: u32) c_int;
     pub extern fn dk_supervisor_run(sv: ?*dk_supervisor) c_int;
+    pub extern fn dk_supervisor_add_listener_pair(sv: ?*dk_supervisor, a: c_int, b: c_int) c_int;
     pub extern fn dk_supervisor_set_stop_signal(sv: ?*dk_supervisor, sig: c_int) c_int;
     pub extern fn dk_supervisor_set_restart(sv: ?*dk_supervisor, max_backoff_ms: u32, give_up: u32, window_ms: u32) c_int;
     pub extern fn dk_supervisor_set_flags(sv: ?*dk_supervisor, flags: u32) c_int;
@@ -1214,6 +1215,13 @@ pub const Supervisor = struct {
         _ = try ok(c.dk_supervisor_add_listener(sv.handle, fd));
     }
 
+    /// A listener as a pair of `SO_REUSEPORT` TCP sockets on one address (`listen.tcp`
+    /// with `.reuseport = true`, twice, `a` first): rolling restarts then lose no freshly
+    /// accepted connection (the generations alternate between the two sockets).
+    pub fn addListenerPair(sv: Supervisor, a: fd_t, b: fd_t) Error!void {
+        _ = try ok(c.dk_supervisor_add_listener_pair(sv.handle, a, b));
+    }
+
     pub fn setListenNames(sv: Supervisor, names: ?[:0]const u8) Error!void {
         _ = try ok(c.dk_supervisor_set_listen_names(sv.handle, if (names) |n| n.ptr else null));
     }
@@ -1228,6 +1236,9 @@ pub const Supervisor = struct {
         _ = try ok(c.dk_supervisor_set_upgrade(sv.handle, argv.ptr, timeout_ms));
     }
 
+    /// `setRestart`: give up after `count` crashes within `window_ms`.
+    pub const GiveUp = struct { count: u32, window_ms: u32 };
+
     /// The signal that stops a worker (default TERM; Starman: QUIT).
     pub fn setStopSignal(sv: Supervisor, sig: Signal) Error!void {
         _ = try ok(c.dk_supervisor_set_stop_signal(sv.handle, signal.number(sig)));
@@ -1236,8 +1247,8 @@ pub const Supervisor = struct {
     /// The restart policy: the crash-loop backoff's cap (ms, 0: 8000) and, when `give_up`
     /// is set, `.count` crashes within `.window_ms` stop every worker (`run` returns
     /// `.gave_up`).
-    pub fn setRestart(sv: Supervisor, max_backoff_ms: u32, give_up: ?struct { count: u32, window_ms: u32 }) Error!void {
-        const g = give_up orelse .{ .count = 0, .window_ms = 0 };
+    pub fn setRestart(sv: Supervisor, max_backoff_ms: u32, give_up: ?GiveUp) Error!void {
+        const g: GiveUp = give_up orelse .{ .count = 0, .window_ms = 0 };
         _ = try ok(c.dk_supervisor_set_restart(sv.handle, max_backoff_ms, g.count, g.window_ms));
     }
 

@@ -1119,6 +1119,8 @@ fn childSupervisorErrors() !void {
     try expectError(error.InvalidArgument, sv.setWorkers(dk.Supervisor.max_workers + 1));
     try sv.setWorkers(dk.Supervisor.max_workers);
     try expectError(error.BadFileDescriptor, sv.addListener(9999));
+    try expectError(error.BadFileDescriptor, sv.addListenerPair(9998, 9999));
+    try expectError(error.InvalidArgument, sv.addListenerPair(0, 1));
     try expectError(error.InvalidArgument, sv.run()); // no worker entry
     try sv.setGracefulTimeout(1000);
     try sv.setReadyTimeout(1000);
@@ -1127,6 +1129,22 @@ fn childSupervisorErrors() !void {
     try sv.setPidfile(null);
     try sv.clearEvent();
     try sv.clearPostFork();
+    try expectError(error.InvalidArgument, sv.setStopSignal(.KILL));
+    try expectError(error.InvalidArgument, sv.setStopSignal(.SEGV));
+    try sv.setStopSignal(.QUIT);
+    try expectError(error.InvalidArgument, sv.setRestart(0, .{ .count = 65, .window_ms = 1000 }));
+    try expectError(error.InvalidArgument, sv.setRestart(0, .{ .count = 3, .window_ms = 0 }));
+    try sv.setRestart(500, .{ .count = 3, .window_ms = 60_000 });
+    try sv.setRestart(0, null);
+    try sv.setFlags(.{ .reap_all = true, .signal_group = true });
+    try sv.setFlags(.{});
+    try std.testing.expectEqual(@as(u8, 0), sv.exitStatus());
+    const S = struct {
+        fn stdio(_: void, _: u32) ?dk.fd_t {
+            return null;
+        }
+    };
+    try sv.setStdio({}, S.stdio);
 }
 
 const SvCtx = struct {
@@ -1198,7 +1216,11 @@ fn startMaster(ctx: *SvCtx, comptime setup: fn (dk.Supervisor, *SvCtx) anyerror!
             setup(sv, ctx) catch |e| break :blk e;
             const r = sv.run() catch |e| break :blk e;
             sv.deinit();
-            c._exit(if (r == .upgraded) 10 else 0);
+            c._exit(switch (r) {
+                .upgraded => 10,
+                .gave_up => 11,
+                .stopped => 0,
+            });
         };
         std.debug.print("master: error.{s}\n", .{@errorName(result)});
         c._exit(1);
@@ -1280,6 +1302,33 @@ fn setupExecWorkers(sv: dk.Supervisor, ctx: *SvCtx) !void {
     };
     try sv.setWorkers(1);
     try sv.setExec(&S.argv);
+}
+
+fn setupGivingUp(sv: dk.Supervisor, ctx: *SvCtx) !void {
+    try setupFailingWorker(sv, ctx);
+    try sv.setRestart(100, .{ .count = 3, .window_ms = 30_000 });
+}
+
+test "Supervisor: the restart policy gives up after 3 crashes, its backoff capped" {
+    const lfd = try dk.listen.tcp("127.0.0.1:0", .{}, null);
+    defer _ = c.close(lfd);
+    var ctx: SvCtx = .{ .events = -1, .lfd = lfd };
+    const m = try startMaster(&ctx, setupGivingUp, true);
+    defer _ = c.close(m.events);
+    errdefer m.kill();
+    var ev: [8192]u8 = undefined;
+    var len: usize = 0;
+    try readUntil(m.events, &ev, &len, "E gave_up ", 10_000);
+    try expectExit(try waitFor(m.pid, 10_000), 11); // run returned .gave_up
+    var lines = std.mem.splitScalar(u8, ev[0..len], '\n');
+    var delays: usize = 0;
+    while (lines.next()) |line| {
+        if (!std.mem.startsWith(u8, line, "E respawn_delayed ")) continue;
+        const ms = try std.fmt.parseInt(u32, line[std.mem.lastIndexOfScalar(u8, line, ' ').? + 1 ..], 10);
+        try std.testing.expect(ms <= 100);
+        delays += 1;
+    }
+    try std.testing.expect(delays >= 1);
 }
 
 test "Supervisor: exec'd workers report ready through the inherited readiness fd" {

@@ -22,8 +22,8 @@ mod relay;
 
 use args::{parse_run, seconds, wants_help, Config, Ready};
 use daemonkit::rust::{
-    bind_tcp, bind_unix, disable_core_dumps, event, local_addr_string, set_nofile, Event, Outcome,
-    Prefork,
+    bind_tcp_pair, bind_unix, disable_core_dumps, event, local_addr_string, set_nofile, Event,
+    Outcome, Prefork,
 };
 use daemonkit::{drop_privileges, Daemonize, Error, Pidfile};
 use std::ffi::{CString, OsStr, OsString};
@@ -205,11 +205,25 @@ fn executable_now(p: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// One bound `--listen`: a TCP address is a pair of `SO_REUSEPORT` sockets, so that a
+/// rolling restart switches new connections to the new generation before the old one is
+/// told to stop (see `Prefork::listener_pair`); a Unix socket is one.
+struct Listener {
+    fd: OwnedFd,
+    pair: Option<OwnedFd>,
+}
+
 /// Binds one `--listen` address.
-fn bind(addr: &str) -> Result<OwnedFd, String> {
+fn bind(addr: &str) -> Result<Listener, String> {
     let r = match addr.strip_prefix("unix:") {
-        Some(path) => bind_unix(path, 0o666).map(OwnedFd::from),
-        None => bind_tcp(addr, false).map(OwnedFd::from),
+        Some(path) => bind_unix(path, 0o666).map(|l| Listener {
+            fd: l.into(),
+            pair: None,
+        }),
+        None => bind_tcp_pair(addr).map(|(a, b)| Listener {
+            fd: a.into(),
+            pair: Some(b.into()),
+        }),
     };
     r.map_err(|e| {
         let s = e.to_string();
@@ -342,12 +356,12 @@ fn lock_pidfile(cfg: &Config, lsb_start: bool) -> Result<Option<Pidfile>, u8> {
 }
 
 /// Step 3: the listeners, with the names they print as (`listening on …`).
-fn bind_all(cfg: &Config) -> Result<(Vec<OwnedFd>, Vec<String>), String> {
+fn bind_all(cfg: &Config) -> Result<(Vec<Listener>, Vec<String>), String> {
     let mut listeners = Vec::new();
     let mut shown = Vec::new();
     for l in &cfg.listen {
         let fd = bind(&l.addr)?;
-        let name = local_addr_string(fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
+        let name = local_addr_string(fd.fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
         eprintln!("{NAME}: listening on {name}");
         shown.push(name);
         listeners.push(fd);
@@ -357,11 +371,14 @@ fn bind_all(cfg: &Config) -> Result<(Vec<OwnedFd>, Vec<String>), String> {
 
 /// Step 4: into the background (`-D`, keeping the listeners) or, in the foreground, the
 /// working directory and umask.
-fn detach(cfg: &Config, listeners: &[OwnedFd]) -> Result<(), String> {
+fn detach(cfg: &Config, listeners: &[Listener]) -> Result<(), String> {
     if cfg.daemonize {
         let mut d = Daemonize::new();
         for l in listeners {
-            d = d.keep_fd(l);
+            d = d.keep_fd(&l.fd);
+            if let Some(b) = &l.pair {
+                d = d.keep_fd(b);
+            }
         }
         if let Some(dir) = &cfg.chdir {
             d = d.chdir(dir);
@@ -462,7 +479,7 @@ fn init_flags(cfg: &Config) -> u32 {
 fn supervise(
     cfg: &Config,
     r: &Resolved,
-    listeners: &[OwnedFd],
+    listeners: &[Listener],
     pidfile: &mut Option<Pidfile>,
     log: Option<&relay::Relay>,
 ) -> u8 {
@@ -554,7 +571,10 @@ fn supervise(
         p = p.worker_output(move |index| l.worker_pipe(index));
     }
     for l in listeners {
-        p = p.listener(l);
+        p = match &l.pair {
+            Some(b) => p.listener_pair(&l.fd, b),
+            None => p.listener(&l.fd),
+        };
     }
     if !names.is_empty() {
         p = p.listen_names(&names.join(":"));

@@ -404,6 +404,27 @@ sub add_listener {
     $self->_check('dk_supervisor_add_listener', DaemonKit::FFI::dk_supervisor_add_listener($self->_h, $n), "add listener fd $n");
 }
 
+=head2 add_listener_pair
+
+    $sv->add_listener_pair($a, $b);   # two listen_tcp($addr, reuseport => 1) on one address, $a first
+
+A listener as a pair of C<SO_REUSEPORT> TCP sockets: the generations
+alternate between them, and a rolling restart switches new connections to the
+new generation's socket before the old workers are told to stop, so a server
+that drops connections it has just accepted when told to stop loses none.
+Croaks C<supervisor: add listener pair: Invalid argument> unless both are such
+listening sockets on the same address.
+
+=cut
+
+sub add_listener_pair {
+    my ($self, $a, $b) = @_;
+    my $na = DaemonKit::_fd($a, 'supervisor: listener');
+    my $nb = DaemonKit::_fd($b, 'supervisor: listener');
+    $self->_check('dk_supervisor_add_listener_pair', DaemonKit::FFI::dk_supervisor_add_listener_pair($self->_h, $na, $nb),
+        "add listener pair fds $na, $nb");
+}
+
 =head2 set_listen_names
 
     $sv->set_listen_names('http:admin');    # or ['http', 'admin']; undef clears
