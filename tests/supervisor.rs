@@ -627,3 +627,50 @@ fn the_restart_policy_gives_up_after_n_crashes_and_caps_its_backoff() {
     );
     assert!(!m.pidfile.exists(), "pid file left after giving up");
 }
+
+/// Load across three HUPs of a master whose workers drop what they accept once told to stop
+/// (as Starman's children do); returns (ok, failed).
+fn rolls_under_load(paired: bool) -> (usize, usize) {
+    let mut env = vec![("DK_DROP_ON_TERM", "1"), ("DK_GRACEFUL_MS", "3000")];
+    if paired {
+        env.push(("DK_PAIR", "1"));
+    }
+    let mut m = Master::start(if paired { "pair" } else { "shared" }, 2, &env);
+    m.wait_serving();
+    assert_eq!(m.wait_workers(2, Duration::from_secs(5)).len(), 2);
+    let loads: Vec<Load> = (0..3)
+        .map(|_| Load::start(m.port, 100_000, Duration::from_secs(20)))
+        .collect();
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        let before = children(m.pid());
+        kill(m.pid(), libc::SIGHUP);
+        let rolled = wait_until(Duration::from_secs(10), || {
+            let now = children(m.pid());
+            now.len() == 2 && now.iter().all(|p| !before.contains(p))
+        });
+        assert!(rolled, "round {round}: HUP did not roll ({paired})");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut ok, mut bad) = (0, 0);
+    for l in loads {
+        let (o, b, _, _) = l.finish();
+        ok += o;
+        bad += b;
+    }
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+    (ok, bad)
+}
+
+#[test]
+fn listener_pairs_switch_connections_before_the_old_workers_stop() {
+    let (ok_p, bad_p) = rolls_under_load(true);
+    let (ok_s, bad_s) = rolls_under_load(false);
+    println!(
+        "3 HUPs, 3 clients, workers that drop what they accept once stopped: listener pair \
+         {ok_p} ok / {bad_p} failed; one shared socket {ok_s} ok / {bad_s} failed"
+    );
+    assert!(ok_p > 300, "too few requests ran: {ok_p}");
+    assert_eq!(bad_p, 0, "a listener pair lost requests");
+}

@@ -27,6 +27,10 @@
 //! that long after its start), `DK_GIVE_UP=N/MS` and `DK_MAX_BACKOFF_MS` (the policy; the
 //! master exits 3 when it gave up).
 //!
+//! Listener pairs: `DK_PAIR=1` (the listener is a pair of SO_REUSEPORT sockets, see
+//! `Prefork::listener_pair`), `DK_DROP_ON_TERM=1` (a worker told to stop drops, unanswered,
+//! whatever it can still accept — as Starman's children and uvicorn do).
+//!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
 use daemonkit::rust::{self as dk, Outcome, Prefork};
@@ -115,6 +119,11 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
             }
         }
         if let Some(v) = verdict {
+            if env("DK_DROP_ON_TERM").is_some() {
+                while let Ok((s, _)) = listener.accept() {
+                    drop(s); // accepted, never answered
+                }
+            }
             break v;
         }
         while let Ok((s, _)) = listener.accept() {
@@ -143,13 +152,19 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
     stop
 }
 
-fn listener() -> TcpListener {
+/// The listener, and with `DK_PAIR` the second socket of its pair.
+fn listener() -> (TcpListener, Option<TcpListener>) {
     let mut inherited = dk::inherited_listeners(true).expect("LISTEN_FDS");
     if let Some((fd, _)) = inherited.pop() {
-        return TcpListener::from(fd);
+        return (TcpListener::from(fd), None);
     }
     let addr = env("DK_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
-    match dk::bind_tcp(&addr, false) {
+    let r = if env("DK_PAIR").is_some() {
+        dk::bind_tcp_pair(&addr).map(|(a, b)| (a, Some(b)))
+    } else {
+        dk::bind_tcp(&addr, false).map(|l| (l, None))
+    };
+    match r {
         Ok(l) => l,
         Err(e) => {
             eprintln!("{e}");
@@ -161,7 +176,7 @@ fn listener() -> TcpListener {
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let argv = dk::self_argv().unwrap();
-    let listener = listener();
+    let (listener, second) = listener();
     eprintln!(
         "listening on {}",
         dk::local_addr_string(listener.as_raw_fd()).unwrap()
@@ -189,6 +204,9 @@ fn main() {
     }
     let daemonize = env("DK_DAEMONIZE").is_some();
     let mut d = Daemonize::new().foreground(!daemonize).keep_fd(&listener);
+    if let Some(b) = &second {
+        d = d.keep_fd(b);
+    }
     if !daemonize {
         d = d.keep_stdio();
     }
@@ -223,7 +241,7 @@ fn main() {
     }
     dk::ignore_sigpipe().unwrap();
     match mode.as_str() {
-        "supervise" => supervise(listener, pidfile, &argv),
+        "supervise" => supervise(listener, second, pidfile, &argv),
         "single" => single(listener, pidfile, &argv),
         _ => {
             eprintln!("usage: dk-testprog supervise|single");
@@ -232,7 +250,12 @@ fn main() {
     }
 }
 
-fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi::OsString]) {
+fn supervise(
+    listener: TcpListener,
+    second: Option<TcpListener>,
+    mut pidfile: Option<Pidfile>,
+    argv: &[std::ffi::OsString],
+) {
     let workers: u32 = env("DK_WORKERS").and_then(|v| v.parse().ok()).unwrap_or(2);
     let graceful: u64 = env("DK_GRACEFUL_MS")
         .and_then(|v| v.parse().ok())
@@ -267,9 +290,12 @@ fn supervise(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::f
     let max_backoff = env("DK_MAX_BACKOFF_MS")
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(8), Duration::from_millis);
-    let mut p = Prefork::new(workers)
-        .restart(max_backoff, give_up)
-        .listener(&listener)
+    let mut p = Prefork::new(workers).restart(max_backoff, give_up);
+    p = match &second {
+        Some(b) => p.listener_pair(&listener, b),
+        None => p.listener(&listener),
+    };
+    let mut p = p
         .graceful_timeout(Duration::from_millis(graceful))
         .upgrade(argv, Duration::from_secs(10));
     if let Some(pf) = pidfile.as_mut() {
