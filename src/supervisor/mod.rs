@@ -360,7 +360,9 @@ impl Supervisor {
             n += 1;
         }
         let now = sys::now_ms();
-        let mut deadline = now + 500;
+        // No tick: with nothing due the master sleeps in poll until a signal or a worker's
+        // message (0 wake-ups a second when idle, at any worker count).
+        let mut deadline = u64::MAX;
         if self.steered_at > 0 {
             deadline = now + 10; // draining the old sockets' accept queues
         }
@@ -377,7 +379,11 @@ impl Supervisor {
         if let Some((_, _, d)) = self.upgrade {
             deadline = deadline.min(d.max(now));
         }
-        let t = deadline.saturating_sub(now) as c_int;
+        let t = if deadline == u64::MAX {
+            -1
+        } else {
+            deadline.saturating_sub(now).min(c_int::MAX as u64) as c_int
+        };
         // SAFETY: pfds holds n initialized pollfds.
         let r = unsafe { libc::poll(pfds.as_mut_ptr(), n as libc::nfds_t, t) };
         if r < 0 {
