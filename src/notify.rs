@@ -1,191 +1,55 @@
-//! sd_notify without libsystemd: state strings sent as one datagram to `$NOTIFY_SOCKET`
-//! (a path, or an abstract `@name` whose address length is `offsetof(sun_path) + len`), and
-//! the watchdog interval from `WATCHDOG_USEC`/`WATCHDOG_PID`.
+//! sd_notify, the watchdog and s6's readiness fd (C: `dk_notify*`, `dk_watchdog_usec`).
+//! `$NOTIFY_SOCKET` may be a path or an abstract `@name`; without it nothing is sent.
+//!
+//! ```
+//! # std::env::remove_var("NOTIFY_SOCKET");
+//! use daemonkit::notify;
+//! assert!(!notify::send("STATUS=starting")?); // not under a notify socket: nothing sent
+//! assert!(notify::watchdog_usec().is_none());
+//! let (r, w) = std::io::pipe()?; // s6: dk_ready() writes "\n" to the notification fd
+//! notify::ready_fd(w.into())?;
+//! daemonkit::daemon::ready()?;
+//! let mut got = String::new();
+//! std::io::Read::read_to_string(&mut &r, &mut got)?;
+//! assert_eq!(got, "\n");
+//! # Ok::<(), daemonkit::Error>(())
+//! ```
 
-use crate::sys::{self, Errno, Res};
-use core::ffi::{c_int, CStr};
+use crate::error::{c_str, Error, Result};
+use crate::imp::notify as imp;
+use std::os::fd::{IntoRawFd, OwnedFd};
 
-const SUN_PATH_OFFSET: usize = 2; // offsetof(struct sockaddr_un, sun_path) on Linux
-
-/// Parses a `NOTIFY_SOCKET` value into a socket address and its length. `@name` is abstract
-/// (the `@` becomes a NUL byte, no trailing NUL counted); `/path` is a filesystem socket.
-/// `EAFNOSUPPORT` for other forms (relative paths, `vsock:`), `ENAMETOOLONG` when too long,
-/// `EINVAL` when empty.
-pub fn parse_addr(v: &[u8]) -> Res<(libc::sockaddr_un, libc::socklen_t)> {
-    // SAFETY: an all-zero sockaddr_un is valid.
-    let mut sa: libc::sockaddr_un = unsafe { core::mem::zeroed() };
-    sa.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if v.len() < 2 {
-        return Err(Errno(libc::EINVAL));
-    }
-    if v.contains(&0) {
-        return Err(Errno(libc::EINVAL));
-    }
-    let abstract_ = match v[0] {
-        b'@' => true,
-        b'/' => false,
-        _ => return Err(Errno(libc::EAFNOSUPPORT)),
-    };
-    let cap = sa.sun_path.len();
-    if abstract_ {
-        if v.len() > cap {
-            return Err(Errno(libc::ENAMETOOLONG));
-        }
-        for (i, &b) in v.iter().enumerate().skip(1) {
-            sa.sun_path[i] = b as libc::c_char;
-        }
-        Ok((sa, (SUN_PATH_OFFSET + v.len()) as libc::socklen_t))
-    } else {
-        if v.len() >= cap {
-            return Err(Errno(libc::ENAMETOOLONG));
-        }
-        for (i, &b) in v.iter().enumerate() {
-            sa.sun_path[i] = b as libc::c_char;
-        }
-        Ok((sa, (SUN_PATH_OFFSET + v.len() + 1) as libc::socklen_t))
-    }
+/// Sends `state` (`READY=1`, `STATUS=…`, several lines allowed) as one datagram to
+/// `$NOTIFY_SOCKET` (C: `dk_notify`); `Ok(false)` when it is not set.
+pub fn send(state: &str) -> Result<bool> {
+    let c = c_str("notify state", state)?;
+    imp::notify(c.to_bytes()).map_err(|e| Error::os("NOTIFY_SOCKET", e))
 }
 
-/// Sends `state` (e.g. `READY=1`, several lines allowed) to `$NOTIFY_SOCKET`. Returns
-/// `Ok(false)` when the variable is unset (nothing to do), `Ok(true)` when sent.
-pub fn notify(state: &[u8]) -> Res<bool> {
-    let Some(v) = sys::getenv(c"NOTIFY_SOCKET") else {
-        return Ok(false);
-    };
-    if v.is_empty() {
-        return Ok(false);
-    }
-    send_to(v, state).map(|_| true)
+/// `RELOADING=1` with `MONOTONIC_USEC` (systemd `Type=notify-reload`); send `READY=1`
+/// (or call [`crate::daemon::ready`]) when done. C: `dk_notify_reloading`.
+pub fn reloading() -> Result<bool> {
+    imp::reloading().map_err(|e| Error::os("NOTIFY_SOCKET", e))
 }
 
-/// Sends one datagram to the notify address `addr`.
-pub fn send_to(addr: &[u8], state: &[u8]) -> Res<()> {
-    let (sa, len) = parse_addr(addr)?;
-    // SAFETY: plain socket creation.
-    let fd =
-        sys::cvt(unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
-    // SAFETY: state is a valid buffer; sa is a valid sockaddr_un of length len.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            state.as_ptr().cast(),
-            state.len(),
-            libc::MSG_NOSIGNAL,
-            (&sa as *const libc::sockaddr_un).cast(),
-            len,
-        )
-    };
-    let e = Errno::last();
-    sys::close(fd);
-    if r < 0 {
-        return Err(e);
-    }
-    Ok(())
+/// `STOPPING=1` (C: `dk_notify_stopping`).
+pub fn stopping() -> Result<bool> {
+    imp::stopping().map_err(|e| Error::os("NOTIFY_SOCKET", e))
 }
 
-/// `READY=1`.
-pub fn ready() -> Res<bool> {
-    notify(b"READY=1")
-}
-
-/// `RELOADING=1` with `MONOTONIC_USEC=<now>` as systemd's `Type=notify-reload` wants.
-pub fn reloading() -> Res<bool> {
-    let mut b = sys::Buf::<64>::new();
-    b.push(b"RELOADING=1\nMONOTONIC_USEC=")
-        .push_u64(sys::now_us());
-    notify(b.as_bytes())
-}
-
-/// `STOPPING=1`.
-pub fn stopping() -> Res<bool> {
-    notify(b"STOPPING=1")
-}
-
-/// The watchdog interval in microseconds when systemd asks this process for keep-alives
-/// (`WATCHDOG_USEC` set and `WATCHDOG_PID` absent or equal to our pid); `None` otherwise.
+/// The systemd watchdog interval in microseconds when enabled for this process (send
+/// `WATCHDOG=1` at about half of it); C: `dk_watchdog_usec`.
 pub fn watchdog_usec() -> Option<u64> {
-    let usec = sys::parse_u64(sys::getenv(c"WATCHDOG_USEC")?)?;
-    if usec == 0 {
-        return None;
-    }
-    if let Some(p) = sys::getenv(c"WATCHDOG_PID") {
-        if sys::parse_u64(p) != Some(sys::getpid() as u64) {
-            return None;
-        }
-    }
-    Some(usec)
+    imp::watchdog_usec()
 }
 
-/// s6's readiness fd (the service's `notification-fd`): written and closed by [`ready`]'s
-/// caller, `daemon::ready` (-1: none).
-static READY_FD: core::sync::atomic::AtomicI32 = core::sync::atomic::AtomicI32::new(-1);
-
-/// Makes `daemon::ready` also write `\n` to `fd` and close it — s6's readiness protocol
-/// (`notification-fd` in the service directory names the fd). The fd becomes close-on-exec
-/// and the library's own (a daemonize or an fd sweep keeps it; workers do not get it).
-/// `EBADF` for a negative or closed fd.
-pub fn set_ready_fd(fd: c_int) -> Res<()> {
-    if !sys::fd_valid(fd) {
-        return Err(Errno(libc::EBADF));
-    }
-    sys::set_cloexec(fd, true)?;
-    crate::fds::register_private(fd);
-    let old = READY_FD.swap(fd, core::sync::atomic::Ordering::SeqCst);
-    if old >= 0 && old != fd {
-        crate::fds::unregister_private(old);
-        sys::close(old);
-    }
-    Ok(())
+/// s6's readiness protocol: [`crate::daemon::ready`] also writes `\n` to `fd` (the service
+/// directory's `notification-fd`) and closes it (C: `dk_notify_fd`). The library owns the
+/// fd from here on; workers and exec'd programs do not get it.
+pub fn ready_fd(fd: OwnedFd) -> Result<()> {
+    let raw = fd.into_raw_fd();
+    imp::set_ready_fd(raw).map_err(|e| {
+        crate::sys::close(raw);
+        Error::os(format!("notification fd {raw}"), e)
+    })
 }
-
-/// Writes `\n` to the fd given to [`set_ready_fd`] and closes it (once). Async-signal-safe.
-pub(crate) fn ready_fd_write() {
-    let fd = READY_FD.swap(-1, core::sync::atomic::Ordering::SeqCst);
-    if fd >= 0 {
-        let _ = sys::write_all(fd, b"\n");
-        crate::fds::unregister_private(fd);
-        sys::close(fd);
-    }
-}
-
-/// In a forked worker: the readiness fd is the master's (closed with the library's other
-/// fds); forget it. Async-signal-safe.
-pub(crate) fn forget_ready_fd_in_child() {
-    READY_FD.store(-1, core::sync::atomic::Ordering::SeqCst);
-}
-
-/// Sends a C string state.
-pub fn notify_cstr(state: &CStr) -> Res<c_int> {
-    notify(state.to_bytes()).map(|s| s as c_int)
-}
-
-#[cfg(feature = "std")]
-mod rust {
-    use std::io;
-
-    /// Makes [`crate::ready`] also write `\n` to `fd` and close it: s6's readiness protocol
-    /// (the service's `notification-fd`). The library owns the fd from here on.
-    pub fn set_ready_fd(fd: std::os::fd::OwnedFd) -> io::Result<()> {
-        use std::os::fd::IntoRawFd;
-        let raw = fd.into_raw_fd();
-        super::set_ready_fd(raw).map_err(|e| {
-            sys_close(raw);
-            let os = io::Error::from_raw_os_error(e.0);
-            io::Error::new(os.kind(), format!("notification fd {raw}: {os}"))
-        })
-    }
-
-    fn sys_close(fd: i32) {
-        crate::sys::close(fd)
-    }
-
-    /// Sends `state` to `$NOTIFY_SOCKET`; `Ok(false)` when not running under a notify socket.
-    pub fn sd_notify(state: &str) -> io::Result<bool> {
-        super::notify(state.as_bytes()).map_err(|e| {
-            let os = io::Error::from_raw_os_error(e.0);
-            io::Error::new(os.kind(), format!("NOTIFY_SOCKET: {os}"))
-        })
-    }
-}
-#[cfg(feature = "std")]
-pub use rust::{sd_notify, set_ready_fd as rust_set_ready_fd};

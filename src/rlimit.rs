@@ -1,57 +1,52 @@
-//! Resource limits: get/set any `RLIMIT_*`, raise NOFILE as far as allowed, disable cores.
+//! Resource limits (C: `dk_rlimit_*`): read and set any limit, raise the open-file limit as
+//! far as allowed, disable core dumps.
+//!
+//! ```
+//! use daemonkit::rlimit::{self, Resource};
+//! let (soft, hard) = rlimit::get(Resource::NOFILE)?;
+//! assert!(soft <= hard);
+//! assert_eq!(rlimit::nofile(soft)?, soft);
+//! # Ok::<(), daemonkit::Error>(())
+//! ```
 
-use crate::sys::{self, Errno, Res};
-use core::ffi::c_int;
+use crate::error::{Error, Result};
+use crate::imp::rlimit as imp;
 
-/// `RLIM_INFINITY` as the library reports and accepts it.
-pub const INFINITY: u64 = u64::MAX;
+/// `RLIM_INFINITY` as [`get`] reports and [`set`] accepts it.
+pub const INFINITY: u64 = imp::INFINITY;
 
-fn check(resource: c_int) -> Res<()> {
-    // RLIMIT_CPU (0) .. RLIMIT_RTTIME (15): the resources Linux defines.
-    if !(0..16).contains(&resource) {
-        return Err(Errno(libc::EINVAL));
-    }
-    Ok(())
+/// An `RLIMIT_*` resource (Linux numbering).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resource(pub i32);
+
+impl Resource {
+    /// `RLIMIT_CORE`.
+    pub const CORE: Resource = Resource(libc::RLIMIT_CORE as i32);
+    /// `RLIMIT_NPROC`.
+    pub const NPROC: Resource = Resource(libc::RLIMIT_NPROC as i32);
+    /// `RLIMIT_NOFILE`.
+    pub const NOFILE: Resource = Resource(libc::RLIMIT_NOFILE as i32);
+    /// `RLIMIT_AS`.
+    pub const AS: Resource = Resource(libc::RLIMIT_AS as i32);
 }
 
-/// `(soft, hard)` of `resource`.
-pub fn get(resource: c_int) -> Res<(u64, u64)> {
-    check(resource)?;
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: rl is a valid out-pointer and resource is in range.
-    sys::cvt(unsafe { libc::getrlimit(resource as _, &mut rl) })?;
-    Ok((rl.rlim_cur, rl.rlim_max))
+/// `(soft, hard)` of `resource` (C: `dk_rlimit_get`).
+pub fn get(resource: Resource) -> Result<(u64, u64)> {
+    imp::get(resource.0).map_err(|e| Error::os(format!("getrlimit({})", resource.0), e))
 }
 
-/// Sets `resource` to `(soft, hard)`. `EINVAL` when soft > hard, `EPERM` when raising the
-/// hard limit without privilege.
-pub fn set(resource: c_int, soft: u64, hard: u64) -> Res<()> {
-    check(resource)?;
-    if soft > hard {
-        return Err(Errno(libc::EINVAL));
-    }
-    let rl = libc::rlimit {
-        rlim_cur: soft as _,
-        rlim_max: hard as _,
-    };
-    // SAFETY: rl is a valid rlimit and resource is in range.
-    sys::cvt(unsafe { libc::setrlimit(resource as _, &rl) })?;
-    Ok(())
+/// Sets `resource` to `(soft, hard)` (C: `dk_rlimit_set`).
+pub fn set(resource: Resource, soft: u64, hard: u64) -> Result<()> {
+    imp::set(resource.0, soft, hard).map_err(|e| Error::os(format!("setrlimit({})", resource.0), e))
 }
 
-/// Sets the soft RLIMIT_NOFILE to `wanted`, capped at the hard limit, and returns what was
-/// obtained. Lowering works too.
-pub fn raise_nofile(wanted: u64) -> Res<u64> {
-    let (_, hard) = get(libc::RLIMIT_NOFILE as c_int)?;
-    let soft = wanted.min(hard);
-    set(libc::RLIMIT_NOFILE as c_int, soft, hard)?;
-    Ok(get(libc::RLIMIT_NOFILE as c_int)?.0)
+/// Sets the soft `RLIMIT_NOFILE` to `wanted`, capped at the hard limit; returns what was
+/// obtained (C: `dk_rlimit_nofile`).
+pub fn nofile(wanted: u64) -> Result<u64> {
+    imp::raise_nofile(wanted).map_err(|e| Error::os("RLIMIT_NOFILE", e))
 }
 
-/// Sets RLIMIT_CORE to 0 (soft and hard): no core dumps.
-pub fn disable_core() -> Res<()> {
-    set(libc::RLIMIT_CORE as c_int, 0, 0)
+/// Disables core dumps (`RLIMIT_CORE` soft and hard 0; C: `dk_rlimit_disable_core`).
+pub fn disable_core() -> Result<()> {
+    imp::disable_core().map_err(|e| Error::os("RLIMIT_CORE", e))
 }

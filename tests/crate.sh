@@ -27,7 +27,7 @@ fi
 n=$(wc -l < "$tmp/list")
 stray=$(grep -E '^(bindings|examples|tests|fuzz|packaging)/' "$tmp/list" || true)
 [ -z "$stray" ] || bad "the crate ships files it does not need: $(echo $stray | head -c 400)"
-for f in Cargo.toml build.rs src/lib.rs src/bin/daemonkit/main.rs include/daemonkit.h \
+for f in Cargo.toml src/lib.rs src/bin/daemonkit/main.rs include/daemonkit.h \
          README.md CHANGELOG.md LICENSE-MIT LICENSE-APACHE; do
     grep -qxF "$f" "$tmp/list" || bad "the crate lacks $f"
 done

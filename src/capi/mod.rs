@@ -13,15 +13,28 @@
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_char, c_int};
 
-mod base;
-mod net;
-mod process;
-mod supervise;
+// One file per area, named after the core module it wraps (and the header's section).
+mod daemon;
+mod exec;
+mod fds;
+mod listen;
+mod notify;
+mod pidfile;
+mod privileges;
+mod rlimit;
+mod signals;
+mod supervisor;
 
-pub use self::base::*;
-pub use self::net::*;
-pub use self::process::*;
-pub use self::supervise::*;
+pub use self::daemon::*;
+pub use self::exec::*;
+pub use self::fds::*;
+pub use self::listen::*;
+pub use self::notify::*;
+pub use self::pidfile::*;
+pub use self::privileges::*;
+pub use self::rlimit::*;
+pub use self::signals::*;
+pub use self::supervisor::*;
 
 /// The library version as `(major << 16) | (minor << 8) | patch`.
 pub const DK_VERSION: u32 = 0x000100;

@@ -4,7 +4,8 @@
 
 use crate::args::parse_ctl;
 use crate::{EXIT_USAGE, NAME};
-use daemonkit::{Error, Pidfile, Stopped};
+use daemonkit::pidfile::{Pidfile, Stopped};
+use daemonkit::Error;
 use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;

@@ -21,13 +21,12 @@ mod notify;
 mod relay;
 
 use args::{parse_run, seconds, wants_help, Config, Ready};
-use daemonkit::rust::{
-    bind_tcp_pair, bind_unix, disable_core_dumps, event, local_addr_string, set_nofile, Event,
-    Outcome, Prefork,
-};
-use daemonkit::{drop_privileges, Daemonize, Error, Pidfile};
+use daemonkit::daemon::Daemonize;
+use daemonkit::pidfile::Pidfile;
+use daemonkit::supervisor::{event, Event, Outcome, Supervisor, SupervisorFlags};
+use daemonkit::{listen, privileges, rlimit, Error};
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -207,7 +206,7 @@ fn executable_now(p: &Path) -> std::io::Result<()> {
 
 /// One bound `--listen`: a TCP address is a pair of `SO_REUSEPORT` sockets, so that a
 /// rolling restart switches new connections to the new generation before the old one is
-/// told to stop (see `Prefork::listener_pair`); a Unix socket is one.
+/// told to stop (see `Supervisor::listener_pair`); a Unix socket is one.
 struct Listener {
     fd: OwnedFd,
     pair: Option<OwnedFd>,
@@ -216,11 +215,11 @@ struct Listener {
 /// Binds one `--listen` address.
 fn bind(addr: &str) -> Result<Listener, String> {
     let r = match addr.strip_prefix("unix:") {
-        Some(path) => bind_unix(path, 0o666).map(|l| Listener {
+        Some(path) => listen::unix(path, 0o666).map(|l| Listener {
             fd: l.into(),
             pair: None,
         }),
-        None => bind_tcp_pair(addr).map(|(a, b)| Listener {
+        None => listen::tcp_pair(addr).map(|(a, b)| Listener {
             fd: a.into(),
             pair: Some(b.into()),
         }),
@@ -341,7 +340,7 @@ fn lock_pidfile(cfg: &Config, lsb_start: bool) -> Result<Option<Pidfile>, u8> {
     };
     match Pidfile::open(path) {
         Ok(pf) => Ok(Some(pf)),
-        Err(Error::AlreadyRunning { pid }) => {
+        Err(Error::AlreadyRunning { pid, .. }) => {
             eprintln!(
                 "{NAME}: pid file {}: daemon already running (PID: {pid})",
                 path.display()
@@ -361,7 +360,7 @@ fn bind_all(cfg: &Config) -> Result<(Vec<Listener>, Vec<String>), String> {
     let mut shown = Vec::new();
     for l in &cfg.listen {
         let fd = bind(&l.addr)?;
-        let name = local_addr_string(fd.fd.as_raw_fd()).unwrap_or_else(|_| l.addr.clone());
+        let name = listen::socket_name(&fd.fd).unwrap_or_else(|_| l.addr.clone());
         eprintln!("{NAME}: listening on {name}");
         shown.push(name);
         listeners.push(fd);
@@ -436,13 +435,13 @@ fn settle(
         pf.write().map_err(|e| e.to_string())?;
     }
     if let Some(n) = cfg.nofile {
-        set_nofile(n).map_err(|e| e.to_string())?;
+        rlimit::nofile(n).map_err(|e| e.to_string())?;
     }
     if cfg.no_core {
-        disable_core_dumps().map_err(|e| e.to_string())?;
+        rlimit::disable_core().map_err(|e| e.to_string())?;
     }
     if let Some(user) = &cfg.user {
-        drop_privileges(user, cfg.group.as_deref()).map_err(|e| format!("--user {user}: {e}"))?;
+        privileges::drop(user, cfg.group.as_deref()).map_err(|e| format!("--user {user}: {e}"))?;
         // What the workers execute must be reachable by that user.
         for p in [r.exe.as_path(), r.program.as_path()] {
             executable_now(p)
@@ -451,7 +450,7 @@ fn settle(
     }
     if let Some(fd) = cfg.notify_fd {
         // SAFETY: the fd was checked open in step 1; from here on the library owns it.
-        daemonkit::notify::rust_set_ready_fd(unsafe { OwnedFd::from_raw_fd(fd) })
+        daemonkit::notify::ready_fd(unsafe { OwnedFd::from_raw_fd(fd) })
             .map_err(|e| format!("--notify-fd: {e}"))?;
     }
     Ok(log)
@@ -459,18 +458,14 @@ fn settle(
 
 /// The supervisor's flags for `--init`/`--once`/`--signal-group` (init duties are automatic
 /// as PID 1: a container's entrypoint).
-fn init_flags(cfg: &Config) -> u32 {
-    use daemonkit::supervisor::{ONCE, REAP_ALL, SIGNAL_GROUP};
-    let mut flags = 0;
-    if cfg.init || std::process::id() == 1 {
-        flags |= REAP_ALL;
-    }
-    if cfg.once {
-        flags |= ONCE;
-    }
-    if cfg.signal_group {
-        flags |= SIGNAL_GROUP;
-    }
+fn init_flags(cfg: &Config) -> SupervisorFlags {
+    let mut flags = SupervisorFlags::empty();
+    flags.set(
+        SupervisorFlags::REAP_ALL,
+        cfg.init || std::process::id() == 1,
+    );
+    flags.set(SupervisorFlags::ONCE, cfg.once);
+    flags.set(SupervisorFlags::SIGNAL_GROUP, cfg.signal_group);
     flags
 }
 
@@ -516,7 +511,7 @@ fn supervise(
                 }
             }
             event::RELOAD_FAILED => {
-                daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
+                eprintln!("{NAME}: {e}");
                 eprintln!(
                     "{NAME}: HUP: the new {prog_name} could not start while the old one runs, \
                      so the old copy keeps serving. A program under daemonkit must serve on \
@@ -539,7 +534,7 @@ fn supervise(
                     }
                 );
                 if daemonized {
-                    let _ = daemonkit::fail(1, &msg);
+                    let _ = daemonkit::daemon::fail(1, &msg);
                 }
                 eprintln!("{msg}");
                 // SAFETY: signalling ourselves; the supervisor stops gracefully.
@@ -547,7 +542,7 @@ fn supervise(
             }
             event::EXITED if !announced && once && daemonized => {
                 let code = exit_code(e.value);
-                let _ = daemonkit::fail(
+                let _ = daemonkit::daemon::fail(
                     code.into(),
                     &format!(
                         "{NAME}: {prog_name} {} before it was ready",
@@ -557,9 +552,9 @@ fn supervise(
             }
             _ => {}
         }
-        daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
+        eprintln!("{NAME}: {e}");
     };
-    let mut p = Prefork::new(cfg.workers)
+    let mut p = Supervisor::new(cfg.workers)
         .exec(&argv)
         .graceful_timeout(cfg.graceful)
         .ready_timeout(ready_ms)
@@ -613,7 +608,7 @@ fn exit_code(status: i32) -> u8 {
 fn report(daemonized: bool, msg: String) -> u8 {
     let msg = format!("{NAME}: {msg}");
     if daemonized {
-        let _ = daemonkit::fail(1, &msg);
+        let _ = daemonkit::daemon::fail(1, &msg);
     }
     eprintln!("{msg}");
     1
@@ -647,7 +642,7 @@ pub fn run(cfg: Config, lsb_start: bool) -> u8 {
         abandon(pidfile);
         return 1;
     }
-    // From here on a failure reaches a waiting launcher through daemonkit::fail().
+    // From here on a failure reaches a waiting launcher through daemonkit::daemon::fail().
     let log = match settle(&cfg, &resolved, &shown, &mut pidfile) {
         Ok(l) => l,
         Err(e) => {

@@ -12,7 +12,7 @@ impl Supervisor {
     fn starter_port(&self, out: &mut sys::Buf<STARTER_PORT_MAX>) {
         for (i, &fd) in self.listeners[..self.nlisteners].iter().enumerate() {
             let mut name = [0u8; 128];
-            let Ok(n) = crate::listen::local_name(fd, &mut name) else {
+            let Ok(n) = crate::imp::listen::local_name(fd, &mut name) else {
                 continue;
             };
             if out.len > 0 {
@@ -160,7 +160,7 @@ impl Supervisor {
         }
         daemon::set_channel(Role::Plain, -1);
         fds::close_private_in_child();
-        crate::notify::forget_ready_fd_in_child();
+        crate::imp::notify::forget_ready_fd_in_child();
         daemon::set_channel(Role::Worker, w);
         if let Some(p) = prepared {
             p.exec_in_child(w);

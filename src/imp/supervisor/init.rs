@@ -25,9 +25,9 @@ impl Supervisor {
             if r <= 0 {
                 return;
             }
-            match self.slots.iter().position(|s| s.pid == r) {
-                Some(i) => self.exited(i, st),
-                None => self.orphans += 1,
+            // An orphan is just reaped; a worker found this way is handed on.
+            if let Some(i) = self.slots.iter().position(|s| s.pid == r) {
+                self.exited(i, st);
             }
         }
     }

@@ -105,8 +105,8 @@ pub(super) fn is_pair(a: c_int, b: c_int) -> bool {
     let mut na = [0u8; 128];
     let mut nb = [0u8; 128];
     match (
-        crate::listen::local_name(a, &mut na),
-        crate::listen::local_name(b, &mut nb),
+        crate::imp::listen::local_name(a, &mut na),
+        crate::imp::listen::local_name(b, &mut nb),
     ) {
         (Ok(la), Ok(lb)) => na[..la] == nb[..lb],
         _ => false,

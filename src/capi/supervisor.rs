@@ -5,9 +5,9 @@
 //! main thread of the master (events) or of the worker (post-fork hook, worker entry) —
 //! never from a signal handler. Keep a Perl closure referenced for the supervisor's life.
 
-use super::base::dk_pidfile;
+use super::pidfile::dk_pidfile;
 use super::ret;
-use crate::supervisor::{Outcome, Supervisor};
+use crate::imp::supervisor::{Outcome, Supervisor};
 use crate::sys;
 use core::ffi::{c_char, c_int, c_void};
 
@@ -100,8 +100,8 @@ pub unsafe extern "C" fn dk_event_describe(
     if buf.is_null() && len > 0 {
         return -libc::EINVAL;
     }
-    let mut b = sys::Buf::<{ crate::supervisor::EVENT_TEXT_MAX }>::new();
-    crate::supervisor::describe_event(kind, pid, value, &mut b);
+    let mut b = sys::Buf::<{ crate::imp::supervisor::EVENT_TEXT_MAX }>::new();
+    crate::imp::supervisor::describe_event(kind, pid, value, &mut b);
     let text = b.as_bytes();
     if len > 0 {
         let n = text.len().min(len - 1);
@@ -329,7 +329,7 @@ pub extern "C" fn dk_supervisor_set_pidfile(sv: *mut dk_supervisor, pf: *mut dk_
     with(sv, |s| {
         // SAFETY: pf is NULL or a live handle.
         s.pidfile = match unsafe { pf.as_mut() } {
-            Some(h) => super::base::pidfile_core(h),
+            Some(h) => super::pidfile::pidfile_core(h),
             None => core::ptr::null_mut(),
         };
         0
@@ -362,7 +362,7 @@ pub extern "C" fn dk_supervisor_set_upgrade(
 #[no_mangle]
 pub extern "C" fn dk_supervisor_set_stop_signal(sv: *mut dk_supervisor, sig: c_int) -> c_int {
     with(sv, |s| {
-        if !crate::signals::pipeable(sig) {
+        if !crate::imp::signals::pipeable(sig) {
             return -libc::EINVAL;
         }
         s.stop_signal = sig;
@@ -385,11 +385,11 @@ pub extern "C" fn dk_supervisor_set_restart(
     window_ms: u32,
 ) -> c_int {
     with(sv, |s| {
-        if give_up > crate::supervisor::MAX_GIVE_UP || (give_up > 0 && window_ms == 0) {
+        if give_up > crate::imp::supervisor::MAX_GIVE_UP || (give_up > 0 && window_ms == 0) {
             return -libc::EINVAL;
         }
         s.max_backoff_ms = if max_backoff_ms == 0 {
-            crate::supervisor::DEFAULT_MAX_BACKOFF_MS
+            crate::imp::supervisor::DEFAULT_MAX_BACKOFF_MS
         } else {
             max_backoff_ms
         };
@@ -403,7 +403,7 @@ pub extern "C" fn dk_supervisor_set_restart(
 #[no_mangle]
 pub extern "C" fn dk_supervisor_set_flags(sv: *mut dk_supervisor, flags: u32) -> c_int {
     with(sv, |s| {
-        if flags & !crate::supervisor::ALL_FLAGS != 0 {
+        if flags & !crate::imp::supervisor::ALL_FLAGS != 0 {
             return -libc::EINVAL;
         }
         s.flags = flags;
@@ -464,7 +464,7 @@ pub extern "C" fn dk_supervisor_run(sv: *mut dk_supervisor) -> c_int {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::{self, event as ev};
+    use crate::imp::supervisor::{self, event as ev};
     #[test]
     fn event_constants_match_the_core() {
         let pairs = [

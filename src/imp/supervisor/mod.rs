@@ -23,11 +23,11 @@
 //!   or times out it is killed and the old one keeps serving.
 //! * Events reach the caller through a callback taking plain integers (or go to stderr).
 
-use crate::daemon::{self, Role, MAX_MESSAGE};
-use crate::exec;
-use crate::fds;
-use crate::pidfile::PidFile;
-use crate::signals;
+use crate::imp::daemon::{self, Role, MAX_MESSAGE};
+use crate::imp::exec;
+use crate::imp::fds;
+use crate::imp::pidfile::PidFile;
+use crate::imp::signals;
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_char, c_int, c_void, CStr};
 
@@ -42,8 +42,6 @@ mod upgrade;
 pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
 use slots::{Slot, EMPTY};
 
-#[cfg(feature = "std")]
-pub mod rust;
 
 /// Worker entry: runs in the child, returns its exit status.
 pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
@@ -124,6 +122,8 @@ pub struct Supervisor {
     /// During a rolling restart of paired listeners: when new connections were switched to
     /// the new generation's sockets (0: not yet).
     steered_at: u64,
+    /// When to retry a step that failed for a transient reason (0: nothing to retry).
+    retry_at: u64,
     slots: [Slot; MAX_WORKERS],
     generation: u32,
     crashes: u32,
@@ -141,8 +141,6 @@ pub struct Supervisor {
     gave_up: bool,
     /// The wait status of the worker of a [`ONCE`] run.
     status: c_int,
-    /// Orphans reaped ([`REAP_ALL`]).
-    orphans: u64,
 }
 
 impl Supervisor {
@@ -182,11 +180,11 @@ impl Supervisor {
             pairs: [-1; exec::MAX_FDS],
             side: 0,
             steered_at: 0,
+            retry_at: 0,
             crash_times: [0; MAX_GIVE_UP as usize],
             ncrash: 0,
             gave_up: false,
             status: 0,
-            orphans: 0,
         }
     }
 
@@ -277,8 +275,10 @@ impl Supervisor {
                     break;
                 }
             } else {
-                self.maintain();
+                // Ready timeouts first: a worker assumed ready now lets `maintain` take the
+                // next rolling-restart step in this turn (there is no tick to take it later).
                 self.check_ready_timeouts();
+                self.maintain();
                 self.check_announce();
             }
             self.wait(sigfd)?;
@@ -319,10 +319,6 @@ impl Supervisor {
         }
     }
 
-    /// How many orphans (children that were not our workers) [`REAP_ALL`] reaped.
-    pub fn orphans_reaped(&self) -> u64 {
-        self.orphans
-    }
 
     /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
     /// happens or the next deadline.
@@ -368,6 +364,9 @@ impl Supervisor {
         }
         if !self.stopping && self.next_spawn > now {
             deadline = deadline.min(self.next_spawn);
+        }
+        if !self.stopping && self.retry_at > 0 {
+            deadline = deadline.min(self.retry_at.max(now));
         }
         for s in self.live().filter(|s| s.stopping) {
             deadline = deadline.min(s.stop_at.max(now));
@@ -476,7 +475,7 @@ impl Supervisor {
         }
         if self.rolling && old == 0 && ready_now >= self.active().min(self.workers as usize) {
             self.rolling = false;
-            let _ = crate::notify::ready();
+            let _ = crate::imp::notify::ready();
             self.emit(event::RELOADED, self.master, cur as i32);
         }
     }
@@ -494,7 +493,7 @@ impl Supervisor {
                     self.side ^= 1; // the new generation runs on the other sockets
                     self.steered_at = 0;
                 }
-                let _ = crate::notify::reloading();
+                let _ = crate::imp::notify::reloading();
                 self.emit(event::RELOADING, self.master, self.generation as i32);
             }
             libc::SIGTTIN if !self.stopping => {
@@ -546,7 +545,7 @@ impl Supervisor {
     fn begin_stop_with(&mut self, sig: c_int) {
         self.stopping = true;
         self.release_listeners();
-        let _ = crate::notify::stopping();
+        let _ = crate::imp::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
         for i in 0..MAX_WORKERS {
             if self.slots[i].pid > 0 {
