@@ -124,6 +124,8 @@ pub struct Supervisor {
     /// During a rolling restart of paired listeners: when new connections were switched to
     /// the new generation's sockets (0: not yet).
     steered_at: u64,
+    /// When to retry a step that failed for a transient reason (0: nothing to retry).
+    retry_at: u64,
     slots: [Slot; MAX_WORKERS],
     generation: u32,
     crashes: u32,
@@ -182,6 +184,7 @@ impl Supervisor {
             pairs: [-1; exec::MAX_FDS],
             side: 0,
             steered_at: 0,
+            retry_at: 0,
             crash_times: [0; MAX_GIVE_UP as usize],
             ncrash: 0,
             gave_up: false,
@@ -277,8 +280,10 @@ impl Supervisor {
                     break;
                 }
             } else {
-                self.maintain();
+                // Ready timeouts first: a worker assumed ready now lets `maintain` take the
+                // next rolling-restart step in this turn (there is no tick to take it later).
                 self.check_ready_timeouts();
+                self.maintain();
                 self.check_announce();
             }
             self.wait(sigfd)?;
@@ -368,6 +373,9 @@ impl Supervisor {
         }
         if !self.stopping && self.next_spawn > now {
             deadline = deadline.min(self.next_spawn);
+        }
+        if !self.stopping && self.retry_at > 0 {
+            deadline = deadline.min(self.retry_at.max(now));
         }
         for s in self.live().filter(|s| s.stopping) {
             deadline = deadline.min(s.stop_at.max(now));

@@ -140,8 +140,10 @@ impl Supervisor {
         }
         if self.steered_at == 0 {
             if self.steer_to(self.side).is_err() {
-                return; // tried again at the next turn
+                self.retry_at = now + 100; // tried again then
+                return;
             }
+            self.retry_at = 0;
             self.steered_at = now.max(1);
             return;
         }
@@ -160,6 +162,9 @@ impl Supervisor {
     /// Spawns or stops workers toward the target, and drives a rolling restart.
     pub(super) fn maintain(&mut self) {
         let now = sys::now_ms();
+        if self.retry_at <= now {
+            self.retry_at = 0; // due: whatever failed is tried again in this turn
+        }
         let target = self.workers as usize;
         let cur = self.generation;
         let old = self
