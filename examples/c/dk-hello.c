@@ -10,6 +10,14 @@
  *   dk-hello [--listen HOST:PORT] [-D|--daemonize] [--pid FILE] [--user USER]
  *            [--group GROUP] [-w|--workers N] [--max-requests N] [--log FILE]
  *            [--nofile N] [--graceful-timeout SECONDS] [--foreground-notify]
+ *            [--notify-fd N]
+ *
+ * --notify-fd N: s6's readiness protocol (the service directory's
+ * notification-fd file names N). Stays in the foreground and hands fd N to
+ * dk_notify_fd(): dk_ready() writes "\n" to it and closes it once we serve
+ * (with -w N, the master does, once every worker is ready). A re-exec (HUP)
+ * or a new generation (USR2) does not get the option: the fd is closed by
+ * then, and fd N may well be an inherited listener in the new image.
  *
  * Endpoints: GET /  /pid  /ids  /slow?ms=N  (anything else: 404). Every
  * response carries Content-Length and "Connection: close", then the
@@ -65,6 +73,7 @@ struct config {
     unsigned long max_requests;  /* --max-requests N; 0: unlimited */
     unsigned long long nofile;   /* --nofile N; 0: unchanged */
     unsigned graceful_ms;        /* --graceful-timeout S, in ms */
+    int notify_fd;               /* --notify-fd N; -1: none */
 };
 
 static struct config cfg;
@@ -78,7 +87,8 @@ static void usage(FILE *f)
     fputs("usage: dk-hello [--listen HOST:PORT] [-D|--daemonize] [--pid FILE]\n"
           "                [--user USER] [--group GROUP] [-w|--workers N]\n"
           "                [--max-requests N] [--log FILE] [--nofile N]\n"
-          "                [--graceful-timeout SECONDS] [--foreground-notify]\n", f);
+          "                [--graceful-timeout SECONDS] [--foreground-notify]\n"
+          "                [--notify-fd N]\n", f);
 }
 
 static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
@@ -114,7 +124,7 @@ static int is_option(const char *name)
 {
     static const char *const names[] = { "--listen", "--pid", "--log", "--user", "--group",
                                          "-w", "--workers", "--max-requests", "--nofile",
-                                         "--graceful-timeout" };
+                                         "--graceful-timeout", "--notify-fd" };
     size_t i;
     for (i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i]) == 0)
@@ -133,13 +143,15 @@ static char *joined(const char *name, const char *value)
 }
 
 /* Parses argv into cfg and builds reargv: the same arguments with --pid and
- * --log made absolute, so the re-executed image finds the same files from "/".
+ * --log made absolute, so the re-executed image finds the same files from "/",
+ * and without --notify-fd (its fd is used up once we are ready).
  * Returns 0, or the exit code for a usage error. */
 static int parse_args(int argc, char **argv)
 {
-    int i;
+    int i, j;
     cfg.listen = DEFAULT_LISTEN;
     cfg.graceful_ms = 30000;
+    cfg.notify_fd = -1;
     reargv = calloc((size_t)argc + 1, sizeof *reargv);
     if (reargv == NULL)
         return 1;
@@ -148,6 +160,7 @@ static int parse_args(int argc, char **argv)
         const char *a = argv[i], *eq = strchr(a, '='), *v;
         size_t len = (a[0] == '-' && a[1] == '-' && eq != NULL) ? (size_t)(eq - a) : strlen(a);
         int at = i;   /* where the value sits in argv */
+        int opt_at = i;   /* where the option itself sits */
         unsigned long long n;
         char name[32];
 
@@ -223,6 +236,15 @@ static int parse_args(int argc, char **argv)
                 return 2;
             }
             cfg.nofile = n;
+        } else if (strcmp(name, "--notify-fd") == 0) {
+            if (parse_num(v, INT_MAX, &n) != 0 || n < 3) {
+                fprintf(stderr, "dk-hello: --notify-fd: expected a descriptor number of 3 or "
+                                "more (0..2 are stdio), got '%s'\n", v);
+                return 2;
+            }
+            cfg.notify_fd = (int)n;
+            reargv[opt_at] = NULL;       /* dropped from reargv below */
+            reargv[at] = NULL;
         } else {                                   /* --graceful-timeout */
             if (parse_num(v, 86400, &n) != 0) {
                 fprintf(stderr, "dk-hello: --graceful-timeout: expected 0..86400 seconds, got '%s'\n", v);
@@ -231,6 +253,10 @@ static int parse_args(int argc, char **argv)
             cfg.graceful_ms = (unsigned)n * 1000u;
         }
     }
+    for (i = 1, j = 1; i < argc; i++)    /* close the gaps --notify-fd left */
+        if (reargv[i] != NULL)
+            reargv[j++] = reargv[i];
+    reargv[j] = NULL;
     if (cfg.max_requests > 0 && cfg.workers == 0) {
         fprintf(stderr, "dk-hello: --max-requests needs workers (-w N): a single process "
                         "cannot be replaced after N requests\n");
@@ -854,6 +880,16 @@ int main(int argc, char **argv)
     if (r != 0)
         return r;
 
+    /* s6 readiness: the library owns fd N from here on (close-on-exec, kept by
+     * dk_daemonize's fd sweep) and writes "\n" to it in dk_ready(). */
+    if (cfg.notify_fd >= 0) {
+        r = dk_notify_fd(cfg.notify_fd);
+        if (r < 0) {
+            fprintf(stderr, "dk-hello: --notify-fd %d: %s\n", cfg.notify_fd, dk_strerror(r));
+            return 1;
+        }
+    }
+
     /* 2. PID file: opened and locked first, before binding and daemonizing, so that
      *    "already running" reaches the terminal even when the second start names the
      *    same fixed port (binding first would only say "Address already in use"). */
@@ -906,7 +942,8 @@ int main(int argc, char **argv)
     /* 4. Daemonize. With -D the launcher waits here for dk_ready()/dk_fail()
      *    and exits with the daemon's verdict; from now on failures go through
      *    dk_fail(). */
-    flags = (cfg.daemonize && !cfg.foreground_notify) ? 0 : DK_DAEMON_FOREGROUND;
+    flags = (cfg.daemonize && !cfg.foreground_notify && cfg.notify_fd < 0) ? 0
+                                                                           : DK_DAEMON_FOREGROUND;
     fflush(NULL);
     role = dk_daemonize((uint32_t)flags, &lfd, 1, NULL, 022, 0);
     if (role < 0)

@@ -7,6 +7,13 @@
 #   perl examples/perl/dk-hello.pl [--listen HOST:PORT] [-D|--daemonize] [--pid FILE]
 #        [--user USER] [--group GROUP] [-w|--workers N] [--max-requests N]
 #        [--log FILE] [--nofile N] [--graceful-timeout SECONDS] [--foreground-notify]
+#        [--notify-fd N]
+#
+# --notify-fd N is s6's readiness protocol (the service directory's
+# notification-fd names N): stay in the foreground and give fd N to
+# DaemonKit::notify_fd, so that ready() writes "\n" to it and closes it once
+# we serve (with -w N the master does, once every worker is ready). A re-exec
+# or a new generation runs without the option (see @REARGV).
 #
 # It follows examples/README.md step by step; the numbered comments below
 # are the recipe's steps.
@@ -250,7 +257,7 @@ sub usage {
     print STDERR "dk-hello: $msg\n" if defined $msg;
     print STDERR "usage: $0 [--listen HOST:PORT] [-D|--daemonize] [--pid FILE] [--user USER]\n"
         . "       [--group GROUP] [-w|--workers N] [--max-requests N] [--log FILE] [--nofile N]\n"
-        . "       [--graceful-timeout SECONDS] [--foreground-notify]\n";
+        . "       [--graceful-timeout SECONDS] [--foreground-notify] [--notify-fd N]\n";
     exit 2;
 }
 
@@ -258,6 +265,7 @@ Getopt::Long::Configure(qw(no_ignore_case no_auto_abbrev));
 Getopt::Long::GetOptions(\%opt,
     'listen=s', 'daemonize|D', 'pid=s', 'user=s', 'group=s', 'workers|w=i',
     'max-requests=i', 'log=s', 'nofile=i', 'graceful-timeout=f', 'foreground-notify',
+    'notify-fd=i',
     'help|h' => sub { usage() },
 ) or usage();
 usage('unexpected arguments: ' . join(' ', @ARGV)) if @ARGV;
@@ -272,9 +280,34 @@ if (defined $opt{'max-requests'}) {
     }
 }
 usage('--group needs --user') if defined $opt{group} && !defined $opt{user};
+usage('--notify-fd: expected a descriptor number of 3 or more (0..2 are stdio)')
+    if defined $opt{'notify-fd'} && $opt{'notify-fd'} < 3;
 # The daemon's working directory becomes /: make paths absolute now.
 $opt{$_} = File::Spec->rel2abs($opt{$_}) for grep { defined $opt{$_} } qw(pid log);
 my $graceful = $opt{'graceful-timeout'};
+
+# What a re-exec (HUP) or a new generation (USR2) runs: our argv without --notify-fd N.
+# Its fd is used up once we are ready, and in the new image fd N may be an inherited
+# listener (LISTEN_FDS starts at 3).
+our @REARGV;
+{
+    my @all = DaemonKit::self_argv();
+    while (@all) {
+        my $arg = shift @all;
+        if ($arg =~ /^--?notify-fd\z/) { shift @all; next }
+        next if $arg =~ /^--?notify-fd=/;
+        push @REARGV, $arg;
+    }
+}
+
+# s6 readiness: the library owns fd N from here on (close-on-exec, kept by
+# daemonize's fd sweep) and ready() writes "\n" to it.
+if (defined $opt{'notify-fd'}) {
+    eval { DaemonKit::notify_fd($opt{'notify-fd'}); 1 } or do {
+        print STDERR 'dk-hello: ', DaemonKit::message_of($@), "\n";    # notify_fd 9: Bad file descriptor
+        exit 1;
+    };
+}
 
 # ---------------------------------------------------------------------------
 # 2. PID file, locked first (before binding and the fork): "already running" reaches the
@@ -317,7 +350,7 @@ print STDERR "listening on $where\n";
 # ---------------------------------------------------------------------------
 # 4. Daemonize. The launcher exits inside this call with the daemon's verdict.
 
-my $foreground = $opt{'foreground-notify'} || !$opt{daemonize};
+my $foreground = $opt{'foreground-notify'} || defined $opt{'notify-fd'} || !$opt{daemonize};
 my $role = eval { daemonize(foreground => $foreground, keep => [$lfd], umask => 022) };
 unless (defined $role) {
     print STDERR DaemonKit::message_of($@), "\n";
@@ -424,7 +457,7 @@ sub run_single {
         eval { notify_reloading() };
         $server->stop_accepting;         # the listener stays open: connections queue
         $server->drain(sub {
-            eval { reexec(fds => [$lfd], pidfile => $pf) };    # returns only on failure
+            eval { reexec(argv => \@REARGV, fds => [$lfd], pidfile => $pf) };    # returns only on failure
             print STDERR "dk-hello[$$]: ", DaemonKit::message_of($@), "; still serving\n";
             $server->start_accepting;
             eval { notify('READY=1') };
@@ -436,7 +469,7 @@ sub run_single {
         return if $busy;
         $busy = 'upgrade';
         print STDERR "dk-hello[$$]: SIGUSR2: starting a new generation\n";
-        my $new = eval { upgrade(fds => [$lfd], pidfile => $pf, timeout => 30) };
+        my $new = eval { upgrade(argv => \@REARGV, fds => [$lfd], pidfile => $pf, timeout => 30) };
         unless ($new) {
             print STDERR "dk-hello[$$]: ", DaemonKit::message_of($@), "; still serving\n";
             $busy = 0;
@@ -474,7 +507,7 @@ sub run_supervisor {
         graceful_timeout => $graceful,
         listeners        => [$lfd],
         ($pf ? (pidfile => $pf) : ()),
-        upgrade          => [ DaemonKit::self_argv() ],
+        upgrade          => [@REARGV],
         upgrade_timeout  => 30,
         worker           => DaemonKit::IOAsync->worker(\&worker_main),
     );

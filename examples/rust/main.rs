@@ -4,7 +4,7 @@
 //! ```text
 //! dk-hello-rs start  [--listen HOST:PORT] [-D] [--pid FILE] [--user U] [--group G]
 //!                    [-w N] [--max-requests N] [--log FILE] [--nofile N]
-//!                    [--graceful-timeout S] [--foreground-notify]
+//!                    [--graceful-timeout S] [--foreground-notify] [--notify-fd N]
 //! dk-hello-rs stop   --pid FILE [--timeout SECS]
 //! dk-hello-rs status --pid FILE
 //! ```
@@ -16,6 +16,11 @@
 //! PID file, daemonize, log, PID, limits, privileges, SIGPIPE, then a single process or a
 //! prefork master. The process behaviour (signals, re-exec, upgrades) is in `serve.rs`, the
 //! request handling in `http.rs`, `stop`/`status` in `ctl.rs`.
+//!
+//! `--notify-fd N` is s6's readiness protocol (the service directory's `notification-fd`
+//! names N): the server stays in the foreground and hands fd N to the library, whose
+//! `ready()` writes `\n` to it and closes it once we serve (with `-w N`, the master's, once
+//! every worker is ready). A re-exec or a new generation does not get the option.
 
 #![forbid(unsafe_code)]
 
@@ -43,7 +48,7 @@ const USAGE: &str = "\
 usage: dk-hello-rs [start] [--listen HOST:PORT] [-D|--daemonize] [--pid FILE]
                    [--user USER] [--group GROUP] [-w|--workers N] [--max-requests N]
                    [--log FILE] [--nofile N] [--graceful-timeout SECONDS]
-                   [--foreground-notify]
+                   [--foreground-notify] [--notify-fd N]
        dk-hello-rs stop --pid FILE [--timeout SECONDS]
        dk-hello-rs status --pid FILE    (exit 0 running, 1 dead with a stale pid file,
                                          3 not running, 4 unknown)";
@@ -62,6 +67,8 @@ pub struct Config {
     pub nofile: Option<u64>,
     pub graceful: Duration,
     pub foreground_notify: bool,
+    /// `--notify-fd N`: s6's readiness fd (not passed on to a re-exec or an upgrade).
+    pub notify_fd: Option<i32>,
 }
 
 impl Default for Config {
@@ -78,6 +85,7 @@ impl Default for Config {
             nofile: None,
             graceful: Duration::from_secs(30),
             foreground_notify: false,
+            notify_fd: None,
         }
     }
 }
@@ -159,6 +167,15 @@ fn parse_start(args: Vec<String>) -> Result<Config, String> {
             "--nofile" => c.nofile = Some(number(&opt, &a.value(&opt, inline)?)?),
             "--graceful-timeout" => c.graceful = seconds(&opt, &a.value(&opt, inline)?)?,
             "--foreground-notify" => c.foreground_notify = true,
+            "--notify-fd" => {
+                let n: i32 = number(&opt, &a.value(&opt, inline)?)?;
+                if n < 3 {
+                    return Err(format!(
+                        "{opt}: expected a descriptor number of 3 or more (0..2 are stdio), got {n}"
+                    ));
+                }
+                c.notify_fd = Some(n);
+            }
             _ => return Err(format!("unknown option '{opt}'")),
         }
     }
@@ -171,7 +188,8 @@ fn parse_start(args: Vec<String>) -> Result<Config, String> {
 impl Config {
     /// The argument vector a re-exec or an upgrade runs: this program's absolute path
     /// (resolved now, before the daemon changes directory) and these options, with the
-    /// absolute `--pid`/`--log` paths rather than what was typed.
+    /// absolute `--pid`/`--log` paths rather than what was typed. Never `--notify-fd`: its fd
+    /// is used up once we are ready, and in the new image fd N may be an inherited listener.
     fn exec_argv(&self) -> std::io::Result<Vec<OsString>> {
         let exe = self_argv()?.swap_remove(0);
         let mut v: Vec<OsString> = vec![
@@ -274,6 +292,18 @@ fn start(cfg: Config) -> u8 {
             return 1;
         }
     };
+    // s6 readiness: the library owns fd N from here on (close-on-exec, kept by the
+    // daemonize fd sweep) and `daemonkit::ready()` writes "\n" to it. The raw-fd form:
+    // the number comes from the command line, and making an `OwnedFd` of it
+    // (`notify::rust_set_ready_fd`) would take an `unsafe` `from_raw_fd`, which this
+    // example forbids; the library checks that the fd is open.
+    if let Some(fd) = cfg.notify_fd {
+        if let Err(e) = daemonkit::notify::set_ready_fd(fd) {
+            let e = std::io::Error::from_raw_os_error(e.0);
+            eprintln!("{NAME}: --notify-fd {fd}: {e}");
+            return 1;
+        }
+    }
     // Step 2: PID file, locked before binding (adopts the inherited locked fd after a
     // re-exec or an upgrade): a second start on the same fixed port is told "already
     // running", not "Address already in use".
@@ -308,7 +338,7 @@ fn start(cfg: Config) -> u8 {
     eprintln!("listening on {name}");
 
     // Step 4: daemonize. The launcher exits inside with the daemon's verdict.
-    let background = cfg.daemonize && !cfg.foreground_notify;
+    let background = cfg.daemonize && !cfg.foreground_notify && cfg.notify_fd.is_none();
     let role = match Daemonize::new()
         .foreground(!background)
         .keep_fd(&listener)

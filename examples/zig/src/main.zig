@@ -9,7 +9,13 @@
 //!   dk-hello [--listen HOST:PORT] [-D|--daemonize] [--pid FILE] [--user USER]
 //!            [--group GROUP] [-w|--workers N] [--max-requests N] [--log FILE]
 //!            [--nofile N] [--graceful-timeout SECONDS] [--foreground-notify]
-//!            [--config FILE]
+//!            [--config FILE] [--notify-fd N]
+//!
+//! `--notify-fd N`: s6's readiness protocol (the service directory's `notification-fd`
+//! names N). Stays in the foreground and hands fd N to `dk.notify.readyFd`: `dk.ready()`
+//! writes `\n` to it and closes it once we serve (with -w N the master does, once every
+//! worker is ready). A re-exec (HUP) or a new generation (USR2) runs without the option: the
+//! fd is used up by then, and in the new image fd N may be an inherited listener.
 //!
 //! `--config FILE`: `greeting`, `slow_max_ms`, `io_timeout_ms` (see config.zig), read at
 //! start and again on HUP: in single-process mode before the re-exec, with workers in the
@@ -45,6 +51,7 @@ const Options = struct {
     max_requests: u64 = 0, // 0: unlimited
     nofile: u64 = 0, // 0: unchanged
     graceful_ms: u32 = 30_000,
+    notify_fd: ?c.fd_t = null, // --notify-fd N (s6 readiness)
 };
 
 var opts: Options = .{};
@@ -59,12 +66,12 @@ const usage_text =
     \\                [--user USER] [--group GROUP] [-w|--workers N]
     \\                [--max-requests N] [--log FILE] [--nofile N]
     \\                [--graceful-timeout SECONDS] [--foreground-notify]
-    \\                [--config FILE]
+    \\                [--config FILE] [--notify-fd N]
     \\
 ;
 
 /// The options that take a value.
-const value_options = [_][]const u8{ "--listen", "--pid", "--log", "--config", "--user", "--group", "-w", "--workers", "--max-requests", "--nofile", "--graceful-timeout" };
+const value_options = [_][]const u8{ "--listen", "--pid", "--log", "--config", "--user", "--group", "-w", "--workers", "--max-requests", "--nofile", "--graceful-timeout", "--notify-fd" };
 
 fn usageError(comptime fmt: []const u8, args: anytype) u8 {
     logErr("dk-hello: " ++ fmt, args);
@@ -85,7 +92,8 @@ fn absolute(gpa: std.mem.Allocator, path: []const u8) ![:0]const u8 {
     return std.fmt.allocPrintSentinel(gpa, "{s}/{s}", .{ std.mem.sliceTo(p, 0), path }, 0);
 }
 
-/// Parses argv into `opts` and builds `reargv`. Returns an exit code for usage errors.
+/// Parses argv into `opts` and builds `reargv` (without `--notify-fd N`). Returns an exit
+/// code for usage errors.
 fn parseArgs(gpa: std.mem.Allocator, argv: []const [*:0]const u8) !?u8 {
     const re = try gpa.allocSentinel(?[*:0]const u8, argv.len, null);
     re[0] = &exe_buf;
@@ -115,6 +123,7 @@ fn parseArgs(gpa: std.mem.Allocator, argv: []const [*:0]const u8) !?u8 {
             http.writeAll(2, usage_text);
             return usageError("unknown option '{s}'", .{a});
         }
+        const opt_at = i; // where the option itself sits
         var at = i; // where the value sits
         const v: []const u8 = if (eq) |e| a[e + 1 ..] else blk: {
             if (i + 1 >= argv.len) return usageError("option '{s}' needs a value", .{a});
@@ -146,13 +155,26 @@ fn parseArgs(gpa: std.mem.Allocator, argv: []const [*:0]const u8) !?u8 {
         } else if (std.mem.eql(u8, name, "--graceful-timeout")) {
             opts.graceful_ms = @intCast(1000 * (parseNum(v, 86400) orelse
                 return usageError("--graceful-timeout: expected 0..86400 seconds, got '{s}'", .{v})));
+        } else if (std.mem.eql(u8, name, "--notify-fd")) {
+            const fd = parseNum(v, std.math.maxInt(c_int)) orelse 0;
+            if (fd < 3) return usageError("--notify-fd: expected a descriptor number of 3 or more (0..2 are stdio), got '{s}'", .{v});
+            opts.notify_fd = @intCast(fd);
+            re[opt_at] = null; // not for a re-exec or an upgrade: dropped below
+            re[at] = null;
         } else unreachable; // not in value_options
     }
+    // Close the gaps --notify-fd left.
+    var j: usize = 1;
+    for (re[1..]) |arg| if (arg) |a| {
+        re[j] = a;
+        j += 1;
+    };
+    re[j] = null;
     if (opts.max_requests > 0 and opts.workers == 0)
         return usageError("--max-requests needs workers (-w N): a single process cannot be replaced after N requests", .{});
     if (opts.group != null and opts.user == null)
         return usageError("--group needs --user", .{});
-    reargv = re;
+    reargv = re[0..j :null];
     return null;
 }
 
@@ -423,6 +445,13 @@ pub fn main(init: std.process.Init.Minimal) u8 {
         };
     }
 
+    // s6 readiness: the library owns fd N from here on (close-on-exec, kept by daemonize's
+    // fd sweep) and ready() writes "\n" to it.
+    if (opts.notify_fd) |fd| dk.notify.readyFd(fd) catch |e| {
+        logErr("dk-hello: --notify-fd {d}: {s}", .{ fd, dk.describe(e) });
+        return 1;
+    };
+
     // 2. PID file: opened and locked first, before binding and daemonizing, so "already
     //    running" reaches the terminal, also when the second start names the same fixed
     //    port. (After a re-exec or upgrade the inherited locked fd is adopted.)
@@ -461,7 +490,7 @@ pub fn main(init: std.process.Init.Minimal) u8 {
     // 4. Daemonize. With -D the launcher waits here for ready()/fail() and exits with the
     //    daemon's verdict; from now on failures go through fail().
     _ = dk.daemonize(.{
-        .foreground = !opts.daemonize or opts.foreground_notify,
+        .foreground = !opts.daemonize or opts.foreground_notify or opts.notify_fd != null,
         .keep = &.{lfd},
         .umask = 0o022,
     }, null) catch |e| {
