@@ -22,6 +22,78 @@
 #define DK_VERSION_MAJOR 0
 
 /**
+ * `dk_daemonize`: stay in the foreground (no fork, stdio kept); `dk_ready` then sends
+ * `READY=1` to `$NOTIFY_SOCKET`.
+ */
+#define DK_DAEMON_FOREGROUND 1
+
+/**
+ * `dk_daemonize`: keep stdin/stdout/stderr (do not point them at /dev/null).
+ */
+#define DK_DAEMON_KEEP_STDIO 2
+
+/**
+ * `dk_daemonize`: do not close inherited fds.
+ */
+#define DK_DAEMON_NO_CLOSE_FDS 4
+
+/**
+ * `dk_daemonize`: do not change directory.
+ */
+#define DK_DAEMON_NO_CHDIR 8
+
+/**
+ * `dk_daemonize`: do not reset signal dispositions and the mask.
+ */
+#define DK_DAEMON_NO_SIGNAL_RESET 16
+
+/**
+ * `dk_daemonize` returned in a forked daemon (a launcher waits for `dk_ready`/`dk_fail`).
+ */
+#define DK_ROLE_DAEMON 1
+
+/**
+ * `dk_daemonize` returned in the foreground, or in an image started by `dk_reexec`.
+ */
+#define DK_ROLE_FOREGROUND 2
+
+/**
+ * `dk_daemonize` returned in a new generation started by an upgrade (the old master waits
+ * for `dk_ready`).
+ */
+#define DK_ROLE_UPGRADE 3
+
+/**
+ * `dk_log_open`: replace stdout.
+ */
+#define DK_LOG_STDOUT 1
+
+/**
+ * `dk_log_open`: replace stderr.
+ */
+#define DK_LOG_STDERR 2
+
+/**
+ * `dk_listen_tcp`: also set `SO_REUSEPORT`.
+ */
+#define DK_LISTEN_REUSEPORT 1
+
+/**
+ * `dk_listen_tcp`/`dk_listen_unix`: leave the fd inheritable across exec (no close-on-exec).
+ */
+#define DK_LISTEN_INHERIT 2
+
+/**
+ * `dk_listen_fds`: unset `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` afterwards.
+ */
+#define DK_LISTEN_FDS_UNSET 1
+
+/**
+ * First fd passed by socket activation.
+ */
+#define DK_LISTEN_FDS_START 3
+
+/**
  * `dk_pidfile_check`: a live process holds the lock.
  */
 #define DK_PIDFILE_RUNNING 1
@@ -90,83 +162,11 @@
 #define DK_RLIMIT_AS 9
 
 /**
- * `dk_log_open`: replace stdout.
- */
-#define DK_LOG_STDOUT 1
-
-/**
- * `dk_log_open`: replace stderr.
- */
-#define DK_LOG_STDERR 2
-
-/**
  * `dk_signal_open_flags`: install the handlers without `SA_RESTART`, so that a blocking call
  * (read, accept, wait, …) the signal interrupts fails with `EINTR` instead of being
  * restarted.
  */
 #define DK_SIGNAL_NO_RESTART 1
-
-/**
- * `dk_listen_tcp`: also set `SO_REUSEPORT`.
- */
-#define DK_LISTEN_REUSEPORT 1
-
-/**
- * `dk_listen_tcp`/`dk_listen_unix`: leave the fd inheritable across exec (no close-on-exec).
- */
-#define DK_LISTEN_INHERIT 2
-
-/**
- * `dk_listen_fds`: unset `LISTEN_PID`, `LISTEN_FDS` and `LISTEN_FDNAMES` afterwards.
- */
-#define DK_LISTEN_FDS_UNSET 1
-
-/**
- * First fd passed by socket activation.
- */
-#define DK_LISTEN_FDS_START 3
-
-/**
- * `dk_daemonize`: stay in the foreground (no fork, stdio kept); `dk_ready` then sends
- * `READY=1` to `$NOTIFY_SOCKET`.
- */
-#define DK_DAEMON_FOREGROUND 1
-
-/**
- * `dk_daemonize`: keep stdin/stdout/stderr (do not point them at /dev/null).
- */
-#define DK_DAEMON_KEEP_STDIO 2
-
-/**
- * `dk_daemonize`: do not close inherited fds.
- */
-#define DK_DAEMON_NO_CLOSE_FDS 4
-
-/**
- * `dk_daemonize`: do not change directory.
- */
-#define DK_DAEMON_NO_CHDIR 8
-
-/**
- * `dk_daemonize`: do not reset signal dispositions and the mask.
- */
-#define DK_DAEMON_NO_SIGNAL_RESET 16
-
-/**
- * `dk_daemonize` returned in a forked daemon (a launcher waits for `dk_ready`/`dk_fail`).
- */
-#define DK_ROLE_DAEMON 1
-
-/**
- * `dk_daemonize` returned in the foreground, or in an image started by `dk_reexec`.
- */
-#define DK_ROLE_FOREGROUND 2
-
-/**
- * `dk_daemonize` returned in a new generation started by an upgrade (the old master waits
- * for `dk_ready`).
- */
-#define DK_ROLE_UPGRADE 3
 
 /**
  * A worker started: pid, value = its index.
@@ -367,6 +367,227 @@ uint32_t dk_version(void);
 const char *dk_strerror(int err);
 
 /**
+ * Turns the calling process into a daemon (daemon(7)): closes inherited fds above 2 except
+ * the `n_keep` in `keep` and the library's own (a locked PID file), resets signal
+ * dispositions and the mask, forks, `setsid`s, forks again (the daemon is not a session
+ * leader and has no controlling terminal), points stdio at /dev/null (stdout/stderr stay on
+ * a log opened with `dk_log_open`), sets the umask to `umask_value` (negative: unchanged;
+ * 022 is a good choice; above 0777 is not a umask: `-EINVAL`) and changes directory to `chdir_path` (NULL: "/").
+ *
+ * The launching process never returns from this call: it waits on a readiness pipe and
+ * exits 0 when the daemon calls `dk_ready`; prints the message and exits with the code
+ * given to `dk_fail`; exits non-zero with a message naming the daemon's pid and exit status
+ * when it dies before reporting; and, if `timeout_ms` > 0, kills it and exits 1 when it is
+ * not ready in time. Flush your own stdio buffers before calling.
+ *
+ * In the daemon it returns `DK_ROLE_DAEMON`. With `DK_DAEMON_FOREGROUND`, or in a program
+ * image started by `dk_reexec`, it does every step but the forks and the stdio change and
+ * returns `DK_ROLE_FOREGROUND`; in a new generation started by an upgrade it returns
+ * `DK_ROLE_UPGRADE`. Errors (returned before the fork, in the launcher; after it, in the
+ * daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags, NULL `keep`
+ * with `n_keep` > 0 or a umask above 0777, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
+ * fork/setsid/open errnos (`-ENOENT` when /dev/null is missing).
+ */
+int dk_daemonize(uint32_t flags,
+                 const int *keep,
+                 size_t n_keep,
+                 const char *chdir_path,
+                 int umask_value,
+                 uint32_t timeout_ms);
+
+/**
+ * Reports that startup succeeded: the launcher (after `dk_daemonize`) exits 0, an old
+ * master (upgrade) starts draining, a supervisor's master counts this worker as ready. Except
+ * in a worker it also sends `READY=1` to `$NOTIFY_SOCKET` when that is set. Call it once
+ * the server accepts connections and the PID file holds its pid. Returns 0, or a negative
+ * errno from sending the notification.
+ */
+int dk_ready(void);
+
+/**
+ * Reports that startup failed with exit code `code` (1..255; other values become 1) and
+ * the message `msg` (may be NULL; only its first 1024 bytes are carried, a longer one is
+ * truncated): the launcher prints the
+ * message on its stderr and exits with `code`. In the foreground (no launcher) and in a
+ * worker the message goes to stderr. The caller should exit afterwards. Returns 0.
+ */
+int dk_fail(int code, const char *msg);
+
+/**
+ * Replaces the running program with a fresh image of `argv` (NULL-terminated; `argv[0]` is
+ * the absolute path executed), same pid, keeping the listening sockets open: the `n_fds`
+ * fds in `fds` become fds 3.. with `LISTEN_FDS`/`LISTEN_PID` (and `LISTEN_FDNAMES` =
+ * `names`, colon-separated, when not NULL); the PID file `pf` (may be NULL) stays locked and
+ * is handed over in `DAEMONKIT_PIDFILE_FD` for `dk_pidfile_open` to adopt; the new image's
+ * `dk_daemonize` does not fork. Returns only on failure, with every fd as it was:
+ * `-EINVAL` (NULL argv, more than 62 fds), `-EBADF` (a closed fd), `-EACCES`/`-ENOENT`
+ * (`argv[0]` not executable), or execve's errno.
+ */
+int dk_reexec(const char *const *argv,
+              const int *fds,
+              size_t n_fds,
+              const char *names,
+              const dk_pidfile *pf);
+
+/**
+ * Zero-downtime upgrade for a single process: fork+exec `argv` as a new generation with the
+ * listening fds (as `dk_reexec`), the locked PID file `pf` (may be NULL) and a readiness
+ * pipe; wait up to `timeout_ms` (0: forever) for it to call `dk_ready`. While waiting this
+ * process does not serve, but connections queue in the listen backlog, so none fails.
+ *
+ * Returns the new generation's pid (> 0): stop accepting, finish in-flight requests and
+ * exit 0 without removing the PID file (it now holds the new pid; `pf` has already let go
+ * of its lock, so the new generation alone holds it: `dk_pidfile_fd(pf)` gives `-EBADF`, and
+ * `dk_pidfile_close(pf)` only frees the handle). On failure the new
+ * generation is killed, the PID file is rewritten with this process's pid, the failure
+ * message (if any) is copied into `msg` (NUL-terminated, may be NULL with `msg_len` 0) and
+ * a negative errno returned: `-ECANCELED` (it failed or exited first), `-ETIMEDOUT`, or the
+ * `dk_reexec` argument errors.
+ */
+int dk_upgrade(const char *const *argv,
+               const int *fds,
+               size_t n_fds,
+               const char *names,
+               dk_pidfile *pf,
+               uint32_t timeout_ms,
+               char *msg,
+               size_t msg_len);
+
+/**
+ * Sets (`on` != 0) or clears close-on-exec on `fd`. `-EBADF` for a negative or closed fd.
+ */
+int dk_fd_set_cloexec(int fd, int on);
+
+/**
+ * Closes every fd `>= first` except the `n_keep` fds in `keep` (and the library's own, such
+ * as a locked PID file), with close_range(2) where available. `keep` may be NULL when
+ * `n_keep` is 0. `-EINVAL` for a negative `first`, NULL `keep` with `n_keep` > 0, or more
+ * than 1024 kept fds.
+ */
+int dk_fd_close_from(int first, const int *keep, size_t n_keep);
+
+/**
+ * Opens `path` append-only (created 0640) and `dup2`s it onto stdout and/or stderr
+ * (`which`: `DK_LOG_STDOUT|DK_LOG_STDERR`; 0 means both). The absolute path is remembered
+ * for `dk_log_reopen`. Errors: `-EINVAL` NULL path or unknown bits, `-ENAMETOOLONG`,
+ * `-EACCES`, `-ENOENT` (directory missing), or another errno of open(2).
+ */
+int dk_log_open(const char *path, uint32_t which);
+
+/**
+ * Reopens the log file opened by `dk_log_open` (after logrotate renamed it) and moves
+ * stdout/stderr onto the new file with `dup2`, so no line written by another thread or
+ * runtime in between is lost. `-EBADF` when no log was opened; open(2)'s errno otherwise
+ * (the old file then stays in place).
+ */
+int dk_log_reopen(void);
+
+/**
+ * Binds and listens on a TCP address `"HOST:PORT"`: `127.0.0.1:8080`, `[::1]:8080`,
+ * `*:80` or `:80` (any IPv4), `localhost:80`; port 0 picks a free port (read it back with
+ * `dk_socket_port`). Numeric hosts only (no DNS). `SO_REUSEADDR` always; flags
+ * `DK_LISTEN_REUSEPORT`, `DK_LISTEN_INHERIT`. `backlog` <= 0 means 1024. Returns the
+ * listening fd (close-on-exec unless inherited). Errors: `-EINVAL` NULL or malformed
+ * address, unknown flags; `-EADDRINUSE` port in use; `-EACCES` privileged port;
+ * `-EADDRNOTAVAIL` not a local address; `-ENAMETOOLONG` an address of 256 bytes or more. Messages should name the address, e.g.
+ * `127.0.0.1:8080: address already in use`.
+ */
+int dk_listen_tcp(const char *addr,
+                  int backlog,
+                  uint32_t flags);
+
+/**
+ * Binds and listens on a Unix stream socket at `path` (`@name` for the abstract
+ * namespace), chmod to `mode` when non-zero. A socket file left by a dead server is
+ * replaced; one that somebody still accepts on, or a non-socket file, gives `-EADDRINUSE`
+ * untouched. Flags: `DK_LISTEN_INHERIT`. Returns the fd. Errors: `-EINVAL` NULL, relative or
+ * empty path, unknown flags, `mode` above 07777 (not a file mode); `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
+ * errnos (`-EMFILE` also when a stale socket file is there and no fd is left to probe it).
+ */
+int dk_listen_unix(const char *path,
+                   uint32_t mode,
+                   int backlog,
+                   uint32_t flags);
+
+/**
+ * Returns the local TCP port of socket `fd` (> 0 once bound), or `-EBADF`/`-ENOTSOCK`/
+ * `-EAFNOSUPPORT` (not TCP).
+ */
+int dk_socket_port(int fd);
+
+/**
+ * Writes the local address of socket `fd` as `HOST:PORT` (`[v6]:PORT`, or the Unix path)
+ * into `buf` (`len` bytes, NUL-terminated) and returns its length. `-ERANGE` when `buf` is
+ * too small, `-EINVAL` for NULL `buf`, `-EBADF`/`-ENOTSOCK` for a bad fd.
+ */
+int dk_socket_name(int fd, char *buf, size_t len);
+
+/**
+ * Socket activation: returns how many listening fds systemd (or `systemd-socket-activate`,
+ * or a `dk_reexec`/upgrade) passed to this process, starting at fd 3
+ * (`DK_LISTEN_FDS_START`); 0 when none or when `LISTEN_PID` names another process. Marks
+ * them close-on-exec. Copies `LISTEN_FDNAMES` (colon-separated) into `names` when it is
+ * not NULL (`names_len` bytes, NUL-terminated; empty when unset). Flags:
+ * `DK_LISTEN_FDS_UNSET`. Errors: `-EINVAL` malformed variables or unknown flags,
+ * `-EBADF` a passed fd is not open, `-ENAMETOOLONG` names do not fit.
+ */
+int dk_listen_fds(uint32_t flags, char *names, size_t names_len);
+
+/**
+ * Sends `len` bytes of `data` (at least 1) together with the `n_fds` fds in `fds` (at most
+ * 253) over the connected Unix socket `sock` (`SCM_RIGHTS`). Returns the bytes sent, or
+ * `-EINVAL` (NULL data, len 0, too many fds), `-EBADF`, `-ENOTSOCK`, `-EPIPE`.
+ */
+int dk_fd_send(int sock, const uint8_t *data, size_t len, const int *fds, size_t n_fds);
+
+/**
+ * Receives one message from Unix socket `sock` into `buf` (`len` bytes) and up to
+ * `*n_fds` fds into `fds` (close-on-exec); on return `*n_fds` holds how many arrived.
+ * Returns the payload length (0: the peer closed). `-EMSGSIZE` when the payload or the fds
+ * were truncated (the fds that did arrive are closed); `-EINVAL` NULL arguments; `-EAGAIN`
+ * on a non-blocking socket with nothing to read.
+ */
+int dk_fd_recv(int sock, uint8_t *buf, size_t len, int *fds, size_t *n_fds);
+
+/**
+ * Sends `state` (e.g. `"READY=1"`, `"STATUS=serving"`, several lines allowed) as one
+ * datagram to `$NOTIFY_SOCKET` (a path, or `@name` abstract). Returns 1 when sent, 0 when
+ * `NOTIFY_SOCKET` is unset, or a negative errno (`-EINVAL` NULL state, `-EAFNOSUPPORT`
+ * unsupported address, `-ECONNREFUSED`/`-ENOENT` nobody listening).
+ */
+int dk_notify(const char *state);
+
+/**
+ * s6's readiness protocol: makes `dk_ready()` also write a newline to `fd` and close it
+ * (the fd a service directory's `notification-fd` file names; s6-supervise opens it for
+ * the daemon, and `s6-svwait -U` returns once the newline arrives). The fd becomes
+ * close-on-exec and the library's own: `dk_daemonize`'s fd sweep keeps it, workers and
+ * exec'd programs do not get it, and a worker's `dk_ready()` does not write it (the
+ * supervisor's master writes it once every initial worker is ready). Returns 0, `-EBADF`
+ * for a negative or closed fd.
+ */
+int dk_notify_fd(int fd);
+
+/**
+ * Sends `RELOADING=1` with `MONOTONIC_USEC=<now>` (systemd `Type=notify-reload`); send
+ * `READY=1` when the reload is done. Returns as `dk_notify`.
+ */
+int dk_notify_reloading(void);
+
+/**
+ * Sends `STOPPING=1`. Returns as `dk_notify`.
+ */
+int dk_notify_stopping(void);
+
+/**
+ * When systemd's watchdog is enabled for this process (`WATCHDOG_USEC` set and
+ * `WATCHDOG_PID` absent or ours), stores the interval in microseconds in `*usec` and returns
+ * 1 (send `"WATCHDOG=1"` with `dk_notify` at about half that interval); returns 0 when not.
+ * `usec` may be NULL.
+ */
+int dk_watchdog_usec(uint64_t *usec);
+
+/**
  * Opens and locks the PID file at `path` before the fork (BSD pidfile(3) semantics,
  * hardened): `O_RDWR|O_CREAT|O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC`, `flock(LOCK_EX|LOCK_NB)` held
  * for the handle's life, regular files only, the path re-checked after locking. Stale
@@ -521,35 +742,6 @@ int dk_rlimit_nofile(uint64_t wanted, uint64_t *obtained);
 int dk_rlimit_disable_core(void);
 
 /**
- * Sets (`on` != 0) or clears close-on-exec on `fd`. `-EBADF` for a negative or closed fd.
- */
-int dk_fd_set_cloexec(int fd, int on);
-
-/**
- * Closes every fd `>= first` except the `n_keep` fds in `keep` (and the library's own, such
- * as a locked PID file), with close_range(2) where available. `keep` may be NULL when
- * `n_keep` is 0. `-EINVAL` for a negative `first`, NULL `keep` with `n_keep` > 0, or more
- * than 1024 kept fds.
- */
-int dk_fd_close_from(int first, const int *keep, size_t n_keep);
-
-/**
- * Opens `path` append-only (created 0640) and `dup2`s it onto stdout and/or stderr
- * (`which`: `DK_LOG_STDOUT|DK_LOG_STDERR`; 0 means both). The absolute path is remembered
- * for `dk_log_reopen`. Errors: `-EINVAL` NULL path or unknown bits, `-ENAMETOOLONG`,
- * `-EACCES`, `-ENOENT` (directory missing), or another errno of open(2).
- */
-int dk_log_open(const char *path, uint32_t which);
-
-/**
- * Reopens the log file opened by `dk_log_open` (after logrotate renamed it) and moves
- * stdout/stderr onto the new file with `dup2`, so no line written by another thread or
- * runtime in between is lost. `-EBADF` when no log was opened; open(2)'s errno otherwise
- * (the old file then stays in place).
- */
-int dk_log_reopen(void);
-
-/**
  * Registers the `n` signals in `sigs` with the process's signal pipe and returns its read
  * fd (non-blocking, close-on-exec): watch it for readability in any event loop, then call
  * `dk_signal_next`. Calling it again adds signals and returns the same fd; in a child forked
@@ -606,198 +798,6 @@ int dk_signal_reset_child(void);
  * process. Returns 0 or a negative errno.
  */
 int dk_signal_ignore_sigpipe(void);
-
-/**
- * Binds and listens on a TCP address `"HOST:PORT"`: `127.0.0.1:8080`, `[::1]:8080`,
- * `*:80` or `:80` (any IPv4), `localhost:80`; port 0 picks a free port (read it back with
- * `dk_socket_port`). Numeric hosts only (no DNS). `SO_REUSEADDR` always; flags
- * `DK_LISTEN_REUSEPORT`, `DK_LISTEN_INHERIT`. `backlog` <= 0 means 1024. Returns the
- * listening fd (close-on-exec unless inherited). Errors: `-EINVAL` NULL or malformed
- * address, unknown flags; `-EADDRINUSE` port in use; `-EACCES` privileged port;
- * `-EADDRNOTAVAIL` not a local address; `-ENAMETOOLONG` an address of 256 bytes or more. Messages should name the address, e.g.
- * `127.0.0.1:8080: address already in use`.
- */
-int dk_listen_tcp(const char *addr,
-                  int backlog,
-                  uint32_t flags);
-
-/**
- * Binds and listens on a Unix stream socket at `path` (`@name` for the abstract
- * namespace), chmod to `mode` when non-zero. A socket file left by a dead server is
- * replaced; one that somebody still accepts on, or a non-socket file, gives `-EADDRINUSE`
- * untouched. Flags: `DK_LISTEN_INHERIT`. Returns the fd. Errors: `-EINVAL` NULL, relative or
- * empty path, unknown flags, `mode` above 07777 (not a file mode); `-ENAMETOOLONG` longer than 107 bytes; socket/bind/listen
- * errnos (`-EMFILE` also when a stale socket file is there and no fd is left to probe it).
- */
-int dk_listen_unix(const char *path,
-                   uint32_t mode,
-                   int backlog,
-                   uint32_t flags);
-
-/**
- * Returns the local TCP port of socket `fd` (> 0 once bound), or `-EBADF`/`-ENOTSOCK`/
- * `-EAFNOSUPPORT` (not TCP).
- */
-int dk_socket_port(int fd);
-
-/**
- * Writes the local address of socket `fd` as `HOST:PORT` (`[v6]:PORT`, or the Unix path)
- * into `buf` (`len` bytes, NUL-terminated) and returns its length. `-ERANGE` when `buf` is
- * too small, `-EINVAL` for NULL `buf`, `-EBADF`/`-ENOTSOCK` for a bad fd.
- */
-int dk_socket_name(int fd, char *buf, size_t len);
-
-/**
- * Socket activation: returns how many listening fds systemd (or `systemd-socket-activate`,
- * or a `dk_reexec`/upgrade) passed to this process, starting at fd 3
- * (`DK_LISTEN_FDS_START`); 0 when none or when `LISTEN_PID` names another process. Marks
- * them close-on-exec. Copies `LISTEN_FDNAMES` (colon-separated) into `names` when it is
- * not NULL (`names_len` bytes, NUL-terminated; empty when unset). Flags:
- * `DK_LISTEN_FDS_UNSET`. Errors: `-EINVAL` malformed variables or unknown flags,
- * `-EBADF` a passed fd is not open, `-ENAMETOOLONG` names do not fit.
- */
-int dk_listen_fds(uint32_t flags, char *names, size_t names_len);
-
-/**
- * Sends `state` (e.g. `"READY=1"`, `"STATUS=serving"`, several lines allowed) as one
- * datagram to `$NOTIFY_SOCKET` (a path, or `@name` abstract). Returns 1 when sent, 0 when
- * `NOTIFY_SOCKET` is unset, or a negative errno (`-EINVAL` NULL state, `-EAFNOSUPPORT`
- * unsupported address, `-ECONNREFUSED`/`-ENOENT` nobody listening).
- */
-int dk_notify(const char *state);
-
-/**
- * s6's readiness protocol: makes `dk_ready()` also write a newline to `fd` and close it
- * (the fd a service directory's `notification-fd` file names; s6-supervise opens it for
- * the daemon, and `s6-svwait -U` returns once the newline arrives). The fd becomes
- * close-on-exec and the library's own: `dk_daemonize`'s fd sweep keeps it, workers and
- * exec'd programs do not get it, and a worker's `dk_ready()` does not write it (the
- * supervisor's master writes it once every initial worker is ready). Returns 0, `-EBADF`
- * for a negative or closed fd.
- */
-int dk_notify_fd(int fd);
-
-/**
- * Sends `RELOADING=1` with `MONOTONIC_USEC=<now>` (systemd `Type=notify-reload`); send
- * `READY=1` when the reload is done. Returns as `dk_notify`.
- */
-int dk_notify_reloading(void);
-
-/**
- * Sends `STOPPING=1`. Returns as `dk_notify`.
- */
-int dk_notify_stopping(void);
-
-/**
- * When systemd's watchdog is enabled for this process (`WATCHDOG_USEC` set and
- * `WATCHDOG_PID` absent or ours), stores the interval in microseconds in `*usec` and returns
- * 1 (send `"WATCHDOG=1"` with `dk_notify` at about half that interval); returns 0 when not.
- * `usec` may be NULL.
- */
-int dk_watchdog_usec(uint64_t *usec);
-
-/**
- * Sends `len` bytes of `data` (at least 1) together with the `n_fds` fds in `fds` (at most
- * 253) over the connected Unix socket `sock` (`SCM_RIGHTS`). Returns the bytes sent, or
- * `-EINVAL` (NULL data, len 0, too many fds), `-EBADF`, `-ENOTSOCK`, `-EPIPE`.
- */
-int dk_fd_send(int sock, const uint8_t *data, size_t len, const int *fds, size_t n_fds);
-
-/**
- * Receives one message from Unix socket `sock` into `buf` (`len` bytes) and up to
- * `*n_fds` fds into `fds` (close-on-exec); on return `*n_fds` holds how many arrived.
- * Returns the payload length (0: the peer closed). `-EMSGSIZE` when the payload or the fds
- * were truncated (the fds that did arrive are closed); `-EINVAL` NULL arguments; `-EAGAIN`
- * on a non-blocking socket with nothing to read.
- */
-int dk_fd_recv(int sock, uint8_t *buf, size_t len, int *fds, size_t *n_fds);
-
-/**
- * Turns the calling process into a daemon (daemon(7)): closes inherited fds above 2 except
- * the `n_keep` in `keep` and the library's own (a locked PID file), resets signal
- * dispositions and the mask, forks, `setsid`s, forks again (the daemon is not a session
- * leader and has no controlling terminal), points stdio at /dev/null (stdout/stderr stay on
- * a log opened with `dk_log_open`), sets the umask to `umask_value` (negative: unchanged;
- * 022 is a good choice; above 0777 is not a umask: `-EINVAL`) and changes directory to `chdir_path` (NULL: "/").
- *
- * The launching process never returns from this call: it waits on a readiness pipe and
- * exits 0 when the daemon calls `dk_ready`; prints the message and exits with the code
- * given to `dk_fail`; exits non-zero with a message naming the daemon's pid and exit status
- * when it dies before reporting; and, if `timeout_ms` > 0, kills it and exits 1 when it is
- * not ready in time. Flush your own stdio buffers before calling.
- *
- * In the daemon it returns `DK_ROLE_DAEMON`. With `DK_DAEMON_FOREGROUND`, or in a program
- * image started by `dk_reexec`, it does every step but the forks and the stdio change and
- * returns `DK_ROLE_FOREGROUND`; in a new generation started by an upgrade it returns
- * `DK_ROLE_UPGRADE`. Errors (returned before the fork, in the launcher; after it, in the
- * daemon, which should report them with `dk_fail`): `-EINVAL` unknown flags, NULL `keep`
- * with `n_keep` > 0 or a umask above 0777, `-EBADF` a kept fd is not open, `-ENOENT` empty or missing directory,
- * fork/setsid/open errnos (`-ENOENT` when /dev/null is missing).
- */
-int dk_daemonize(uint32_t flags,
-                 const int *keep,
-                 size_t n_keep,
-                 const char *chdir_path,
-                 int umask_value,
-                 uint32_t timeout_ms);
-
-/**
- * Reports that startup succeeded: the launcher (after `dk_daemonize`) exits 0, an old
- * master (upgrade) starts draining, a supervisor's master counts this worker as ready. Except
- * in a worker it also sends `READY=1` to `$NOTIFY_SOCKET` when that is set. Call it once
- * the server accepts connections and the PID file holds its pid. Returns 0, or a negative
- * errno from sending the notification.
- */
-int dk_ready(void);
-
-/**
- * Reports that startup failed with exit code `code` (1..255; other values become 1) and
- * the message `msg` (may be NULL; only its first 1024 bytes are carried, a longer one is
- * truncated): the launcher prints the
- * message on its stderr and exits with `code`. In the foreground (no launcher) and in a
- * worker the message goes to stderr. The caller should exit afterwards. Returns 0.
- */
-int dk_fail(int code, const char *msg);
-
-/**
- * Replaces the running program with a fresh image of `argv` (NULL-terminated; `argv[0]` is
- * the absolute path executed), same pid, keeping the listening sockets open: the `n_fds`
- * fds in `fds` become fds 3.. with `LISTEN_FDS`/`LISTEN_PID` (and `LISTEN_FDNAMES` =
- * `names`, colon-separated, when not NULL); the PID file `pf` (may be NULL) stays locked and
- * is handed over in `DAEMONKIT_PIDFILE_FD` for `dk_pidfile_open` to adopt; the new image's
- * `dk_daemonize` does not fork. Returns only on failure, with every fd as it was:
- * `-EINVAL` (NULL argv, more than 62 fds), `-EBADF` (a closed fd), `-EACCES`/`-ENOENT`
- * (`argv[0]` not executable), or execve's errno.
- */
-int dk_reexec(const char *const *argv,
-              const int *fds,
-              size_t n_fds,
-              const char *names,
-              const dk_pidfile *pf);
-
-/**
- * Zero-downtime upgrade for a single process: fork+exec `argv` as a new generation with the
- * listening fds (as `dk_reexec`), the locked PID file `pf` (may be NULL) and a readiness
- * pipe; wait up to `timeout_ms` (0: forever) for it to call `dk_ready`. While waiting this
- * process does not serve, but connections queue in the listen backlog, so none fails.
- *
- * Returns the new generation's pid (> 0): stop accepting, finish in-flight requests and
- * exit 0 without removing the PID file (it now holds the new pid; `pf` has already let go
- * of its lock, so the new generation alone holds it: `dk_pidfile_fd(pf)` gives `-EBADF`, and
- * `dk_pidfile_close(pf)` only frees the handle). On failure the new
- * generation is killed, the PID file is rewritten with this process's pid, the failure
- * message (if any) is copied into `msg` (NUL-terminated, may be NULL with `msg_len` 0) and
- * a negative errno returned: `-ECANCELED` (it failed or exited first), `-ETIMEDOUT`, or the
- * `dk_reexec` argument errors.
- */
-int dk_upgrade(const char *const *argv,
-               const int *fds,
-               size_t n_fds,
-               const char *names,
-               dk_pidfile *pf,
-               uint32_t timeout_ms,
-               char *msg,
-               size_t msg_len);
 
 /**
  * Writes the library's one-line description of a supervisor event (the text of its default

@@ -95,6 +95,32 @@ pub(crate) unsafe fn int_slice<'a>(p: *const c_int, n: usize) -> Res<&'a [c_int]
     Ok(unsafe { ::core::slice::from_raw_parts(p, n) })
 }
 
+/// Writes `v` through an optional out-pointer (NULL: the caller does not want the value) —
+/// the check every export with an out-parameter repeats.
+///
+/// # Safety
+/// `out` must be NULL or valid for a write of a `T`.
+pub(crate) unsafe fn put<T>(out: *mut T, v: T) {
+    if !out.is_null() {
+        // SAFETY: non-NULL, and valid for a write per the contract.
+        unsafe { out.write(v) };
+    }
+}
+
+/// Runs `f` on the handle `h` points to; `-EINVAL` for NULL — the check every export taking
+/// a handle repeats.
+///
+/// # Safety
+/// `h` must be NULL or a live handle from its `dk_<thing>_new`/`_open`, not used elsewhere
+/// during the call.
+pub(crate) unsafe fn with_handle<T>(h: *mut T, f: impl FnOnce(&mut T) -> c_int) -> c_int {
+    // SAFETY: NULL or a live, unaliased handle per the contract.
+    match unsafe { h.as_mut() } {
+        Some(h) => f(h),
+        None => -libc::EINVAL,
+    }
+}
+
 /// Allocates a C-owned handle holding `v` (malloc, freed with [`free_handle`]).
 pub(crate) fn new_handle<T>(v: T) -> Option<*mut T> {
     // SAFETY: malloc of size_of::<T>() bytes (suitably aligned for any fundamental type;

@@ -61,10 +61,8 @@ pub extern "C" fn dk_notify_stopping() -> c_int {
 pub unsafe extern "C" fn dk_watchdog_usec(usec: *mut u64) -> c_int {
     match notify::watchdog_usec() {
         Some(v) => {
-            if !usec.is_null() {
-                // SAFETY: non-NULL out-pointer.
-                unsafe { *usec = v };
-            }
+            // SAFETY: usec is NULL or a writable out-pointer (the header's contract).
+            unsafe { super::put(usec, v) };
             1
         }
         None => 0,

@@ -54,10 +54,8 @@ pub unsafe extern "C" fn dk_pidfile_open(
     }
     // SAFETY: out is non-NULL; initialize it for every path.
     unsafe { *out = core::ptr::null_mut() };
-    if !other_pid.is_null() {
-        // SAFETY: non-NULL out-pointer supplied by the caller.
-        unsafe { *other_pid = 0 };
-    }
+    // SAFETY: other_pid is NULL or a writable out-pointer (the header's contract).
+    unsafe { super::put(other_pid, 0) };
     // SAFETY: path_ is NULL or a C string per the C contract.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
@@ -73,10 +71,8 @@ pub unsafe extern "C" fn dk_pidfile_open(
             None => -libc::ENOMEM,
         },
         Err(OpenError { errno, pid }) => {
-            if !other_pid.is_null() {
-                // SAFETY: non-NULL out-pointer.
-                unsafe { *other_pid = pid };
-            }
+            // SAFETY: other_pid is NULL or a writable out-pointer (the header's contract).
+            unsafe { super::put(other_pid, pid) };
             errno.to_c()
         }
     }
@@ -87,10 +83,7 @@ pub unsafe extern "C" fn dk_pidfile_open(
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_write(pf: *mut dk_pidfile) -> c_int {
     // SAFETY: pf is NULL or a live handle from dk_pidfile_open.
-    match unsafe { pf.as_mut() } {
-        Some(h) => ret(h.inner.write()),
-        None => -libc::EINVAL,
-    }
+    unsafe { super::with_handle(pf, |h| ret(h.inner.write())) }
 }
 
 /// Returns the PID file's locked fd (close-on-exec; keep it in `dk_daemonize`'s keep-list
@@ -149,10 +142,8 @@ pub unsafe extern "C" fn dk_pidfile_remove(pf: *mut dk_pidfile) -> c_int {
 /// non-root — nothing can be said about that pid). `pid_out` may be NULL.
 #[no_mangle]
 pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32) -> c_int {
-    if !pid_out.is_null() {
-        // SAFETY: non-NULL out-pointer.
-        unsafe { *pid_out = 0 };
-    }
+    // SAFETY: pid_out is NULL or a writable out-pointer (the header's contract).
+    unsafe { super::put(pid_out, 0) };
     // SAFETY: path_ is NULL or a C string.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
@@ -165,10 +156,8 @@ pub unsafe extern "C" fn dk_pidfile_check(path: *const c_char, pid_out: *mut i32
         Ok(State::Absent) => (-libc::ENOENT, 0),
         Err(e) => (e.to_c(), 0),
     };
-    if !pid_out.is_null() {
-        // SAFETY: non-NULL out-pointer.
-        unsafe { *pid_out = pid };
-    }
+    // SAFETY: pid_out is NULL or a writable out-pointer (the header's contract).
+    unsafe { super::put(pid_out, pid) };
     r
 }
 
@@ -189,10 +178,8 @@ pub unsafe extern "C" fn dk_pidfile_kill(
     sig: c_int,
     pid_out: *mut i32,
 ) -> c_int {
-    if !pid_out.is_null() {
-        // SAFETY: non-NULL out-pointer.
-        unsafe { *pid_out = 0 };
-    }
+    // SAFETY: pid_out is NULL or a writable out-pointer (the header's contract).
+    unsafe { super::put(pid_out, 0) };
     // SAFETY: path_ is NULL or a C string.
     let p = match unsafe { path_arg(path) } {
         Ok(p) => p,
@@ -206,10 +193,8 @@ pub unsafe extern "C" fn dk_pidfile_kill(
         },
         Err(e) => (e.to_c(), 0),
     };
-    if !pid_out.is_null() {
-        // SAFETY: non-NULL out-pointer.
-        unsafe { *pid_out = pid };
-    }
+    // SAFETY: pid_out is NULL or a writable out-pointer (the header's contract).
+    unsafe { super::put(pid_out, pid) };
     r
 }
 
@@ -225,7 +210,8 @@ pub(crate) fn pidfile_core(h: &mut dk_pidfile) -> &mut PidFile {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::capi::*;
+    use core::ffi::c_int;
     #[test]
     fn error_constants_match_libc() {
         assert_eq!(DK_ERR_UNKNOWN_USER, -crate::imp::privileges::ERR_UNKNOWN_USER);

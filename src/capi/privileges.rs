@@ -106,10 +106,8 @@ pub unsafe extern "C" fn dk_group_lookup(group: *const c_char, gid_out: *mut u32
     };
     match privileges::lookup_group(g) {
         Ok(gid) => {
-            if !gid_out.is_null() {
-                // SAFETY: non-NULL out-pointer.
-                unsafe { *gid_out = gid };
-            }
+            // SAFETY: gid_out is NULL or a writable out-pointer (the header's contract).
+            unsafe { super::put(gid_out, gid) };
             0
         }
         Err(e) => e.to_c(),

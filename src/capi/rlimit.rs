@@ -49,10 +49,8 @@ pub extern "C" fn dk_rlimit_set(resource: c_int, soft: u64, hard: u64) -> c_int 
 pub unsafe extern "C" fn dk_rlimit_nofile(wanted: u64, obtained: *mut u64) -> c_int {
     match rlimit::raise_nofile(wanted) {
         Ok(v) => {
-            if !obtained.is_null() {
-                // SAFETY: non-NULL out-pointer.
-                unsafe { *obtained = v };
-            }
+            // SAFETY: obtained is NULL or a writable out-pointer (the header's contract).
+            unsafe { super::put(obtained, v) };
             0
         }
         Err(e) => e.to_c(),

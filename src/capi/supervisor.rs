@@ -170,10 +170,7 @@ pub unsafe extern "C" fn dk_supervisor_free(sv: *mut dk_supervisor) -> c_int {
 
 fn with(sv: *mut dk_supervisor, f: impl FnOnce(&mut Supervisor) -> c_int) -> c_int {
     // SAFETY: sv is NULL or a live handle from dk_supervisor_new.
-    match unsafe { sv.as_mut() } {
-        Some(h) => f(&mut h.inner),
-        None => -libc::EINVAL,
-    }
+    unsafe { super::with_handle(sv, |h| f(&mut h.inner)) }
 }
 
 /// Sets the number of workers (1..=`DK_SUPERVISOR_MAX_WORKERS`), else `-EINVAL`.
