@@ -25,7 +25,7 @@ lib: $(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a
 
 # One LTO staticlib; packaging/link-capi.sh makes the .a (one object, only dk_* global) and
 # the .so (version script packaging/libdaemonkit.map, soname libdaemonkit.so.0) from it.
-$(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a: Cargo.toml build.rs $(wildcard src/*.rs src/*/*.rs) \
+$(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a: Cargo.toml $(wildcard src/*.rs src/*/*.rs src/*/*/*.rs) \
 		packaging/link-capi.sh packaging/libdaemonkit.map
 	CARGO_TARGET_DIR=$(CAPI_TARGET) cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib
 	packaging/link-capi.sh $(CAPI_TARGET)/release/libdaemonkit.a $(OUT) $(VERSION)

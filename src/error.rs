@@ -81,6 +81,15 @@ impl Error {
         }
     }
 
+    /// The [`io::ErrorKind`] this error converts to (`AlreadyExists` for
+    /// [`Error::AlreadyRunning`], `ResourceBusy` for a second `Signals`, …).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Io { source, .. } => source.kind(),
+            other => io::Error::from_raw_os_error(other.errno().unwrap_or(libc::EIO)).kind(),
+        }
+    }
+
     /// The errno behind the error, when there is one (`EEXIST` for [`Error::AlreadyRunning`],
     /// `ESRCH` for an unknown user, …).
     pub fn errno(&self) -> Option<i32> {
@@ -130,11 +139,7 @@ impl std::error::Error for Error {
 
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        let kind = match &e {
-            Error::Io { source, .. } => source.kind(),
-            other => io::Error::from_raw_os_error(other.errno().unwrap_or(libc::EIO)).kind(),
-        };
-        io::Error::new(kind, e.to_string())
+        io::Error::new(e.kind(), e.to_string())
     }
 }
 

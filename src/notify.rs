@@ -17,7 +17,7 @@
 
 use crate::error::{c_str, Error, Result};
 use crate::imp::notify as imp;
-use std::os::fd::{IntoRawFd, OwnedFd};
+use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
 
 /// Sends `state` (`READY=1`, `STATUS=…`, several lines allowed) as one datagram to
 /// `$NOTIFY_SOCKET` (C: `dk_notify`); `Ok(false)` when it is not set.
@@ -52,4 +52,19 @@ pub fn ready_fd(fd: OwnedFd) -> Result<()> {
         crate::sys::close(raw);
         Error::os(format!("notification fd {raw}"), e)
     })
+}
+
+/// [`ready_fd`] for a descriptor known only by its number, as s6 hands it over: the
+/// service's `notification-fd` file names it and the run script passes it on the command
+/// line (`--notify-fd 3`). The descriptor must be one this process inherited and nothing
+/// else in it uses (like the `LISTEN_FDS` numbers [`crate::listen::fds`] takes over): the
+/// library owns it from here on. `EBADF` for 0..2 (stdio), a negative or a closed fd.
+pub fn ready_fd_inherited(fd: RawFd) -> Result<()> {
+    if (0..3).contains(&fd) {
+        return Err(Error::os(
+            format!("notification fd {fd} (0..2 are stdio)"),
+            crate::sys::Errno(libc::EBADF),
+        ));
+    }
+    imp::set_ready_fd(fd).map_err(|e| Error::os(format!("notification fd {fd}"), e))
 }

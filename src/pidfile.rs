@@ -84,11 +84,24 @@ pub struct Pidfile {
 }
 
 impl Pidfile {
-    /// Opens and locks `path`. `Error::AlreadyRunning { pid }` when a live instance holds it.
+    /// Opens and locks `path` (created with mode 0644). `Error::AlreadyRunning { pid }` when
+    /// a live instance holds it.
     pub fn open(path: impl AsRef<Path>) -> Result<Pidfile> {
+        Pidfile::open_mode(path, 0o644)
+    }
+
+    /// [`Pidfile::open`] with the mode a new file gets (before the umask; C:
+    /// `dk_pidfile_open`'s `mode`). A mode above 0o7777 is refused (`EINVAL`).
+    pub fn open_mode(path: impl AsRef<Path>, mode: u32) -> Result<Pidfile> {
         let path = path.as_ref().to_path_buf();
+        if mode > 0o7777 {
+            return Err(Error::invalid(format!(
+                "pid file {}: mode {mode:#o} is not a permission mode (at most 0o7777)",
+                path.display()
+            )));
+        }
         let c = c_path(&path)?;
-        match PidFile::open(&c, 0o644) {
+        match PidFile::open(&c, mode) {
             Ok(inner) => Ok(Pidfile {
                 inner: Some(inner),
                 path,

@@ -90,6 +90,15 @@ pub struct Event {
     pub value: i32,
 }
 
+impl Event {
+    /// Writes the line the supervisor prints for an event when no [`Supervisor::on_event`]
+    /// is set (`daemonkit: worker 4242 started (index 0)`) to stderr, in one `write`, so
+    /// that lines from several processes sharing a log never interleave.
+    pub fn log(&self) {
+        imp::default_log(self.kind, self.pid, self.value);
+    }
+}
+
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut b = sys::Buf::<{ imp::EVENT_TEXT_MAX }>::new();

@@ -354,7 +354,7 @@ pub fn close_from_except(first: c_int, keep: &[c_int]) {
     loop {
         let mut next_keep: Option<c_int> = None;
         for &k in keep {
-            if k >= lo && next_keep.map_or(true, |n| k < n) {
+            if k >= lo && next_keep.is_none_or(|n| k < n) {
                 next_keep = Some(k);
             }
         }

@@ -2,7 +2,7 @@
 # The crate as crates.io users get it (run by `make test`):
 #
 #  1. `cargo package`: the file list is what the crate needs to build (src, the committed
-#     header, build.rs) plus README, CHANGELOG and both licence texts -- no bindings,
+#     header) plus README, CHANGELOG and both licence texts -- no bindings,
 #     examples or test trees -- and the packaged crate builds on its own (cargo's verify);
 #  2. `cargo install` of that packaged crate (what `cargo install daemonkit` does) installs
 #     a working `daemonkit` command, with no feature to remember;

@@ -12,7 +12,7 @@
 mod common;
 
 use common::*;
-use daemonkit::{PidState, Pidfile};
+use daemonkit::pidfile::{Pidfile, State as PidState};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -10,8 +10,11 @@
 
 mod common;
 use common::*;
-use daemonkit::{Error, PidState, Pidfile, SignalFlags, Signals};
+use daemonkit::pidfile::{Pidfile, State as PidState};
+use daemonkit::signals::{SignalFlags, Signals};
+use daemonkit::Error;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +38,7 @@ fn signal_pipe_ownership_and_flags() {
     assert_eq!(first.as_fd().as_raw_fd(), fd);
 
     // The supervisor owns the pipe while it runs: refused while a Signals lives.
-    let r = daemonkit::rust::Prefork::new(1).run(|_| 0);
+    let r = daemonkit::supervisor::Supervisor::new(1).run(|_| 0);
     let e = r.expect_err("Prefork::run over a live Signals");
     assert!(e.to_string().contains("already registered"), "{e}");
     assert!(
@@ -159,24 +162,19 @@ fn kill_pid(pid: i32) {
 fn bad_arguments_are_refused_before_anything_changes() {
     let dir = TempDir::new("hard-args");
     let pf = dir.join("m.pid");
-    let c = std::ffi::CString::new(pf.display().to_string()).unwrap();
     assert_eq!(
-        daemonkit::pidfile::PidFile::open(&c, 0o10000)
+        Pidfile::open_mode(&pf, 0o10000)
             .err()
-            .map(|e| e.errno.0),
+            .and_then(|e| e.errno()),
         Some(libc::EINVAL)
     );
     assert!(!pf.exists());
     let sock = dir.join("s.sock");
-    let e = daemonkit::rust::bind_unix(sock.to_str().unwrap(), 0o10000).unwrap_err();
-    assert_eq!(
-        e.raw_os_error().or(Some(libc::EINVAL)),
-        Some(libc::EINVAL),
-        "{e}"
-    );
+    let e = daemonkit::listen::unix(sock.to_str().unwrap(), 0o10000).unwrap_err();
+    assert_eq!(e.errno().or(Some(libc::EINVAL)), Some(libc::EINVAL), "{e}");
     assert!(!sock.exists());
     // The umask is checked before anything (in the foreground: nothing forks).
-    let e = daemonkit::Daemonize::new()
+    let e = daemonkit::daemon::Daemonize::new()
         .foreground(true)
         .keep_stdio()
         .umask(0o1000)
@@ -194,15 +192,15 @@ fn bad_arguments_are_refused_before_anything_changes() {
         "+1",
         "nobody\u{1}",
     ] {
-        let e = daemonkit::drop_privileges(bad, None).unwrap_err();
+        let e = daemonkit::privileges::drop(bad, None).unwrap_err();
         assert!(e.to_string().contains("malformed"), "{bad:?}: {e}");
     }
     assert!(matches!(
-        daemonkit::drop_privileges("4242", None),
+        daemonkit::privileges::drop("4242", None),
         Err(Error::UnknownUser(_))
     ));
     if uid == 0 {
-        let e = daemonkit::drop_privileges("root", None).unwrap_err();
+        let e = daemonkit::privileges::drop("root", None).unwrap_err();
         assert!(e.to_string().contains("uid 0"), "{e}");
     }
     // SAFETY: as above.

@@ -49,8 +49,8 @@ fn reexec_keeps_the_listener_and_the_lock() {
         exe_before
     );
     // The lock never dropped: the PID file still says running, with the same pid.
-    let st = daemonkit::Pidfile::check(&pidfile).unwrap();
-    assert_eq!(st, daemonkit::PidState::Running(pid));
+    let st = daemonkit::pidfile::Pidfile::check(&pidfile).unwrap();
+    assert_eq!(st, daemonkit::pidfile::State::Running(pid));
     // The image really was replaced: its environment carries the re-exec hand-over.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(
@@ -238,7 +238,7 @@ fn daemonized_launcher_waits_for_ready() {
         "{err}"
     );
     assert_eq!(
-        daemonkit::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap(),
+        daemonkit::pidfile::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap(),
         pid
     );
     assert!(wait_until(Duration::from_secs(10), || !alive(pid)));

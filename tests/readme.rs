@@ -43,7 +43,7 @@ fn exercise(bin: &std::path::Path) {
         err.contains(&format!("already running (PID: {pid})")),
         "{err}"
     );
-    daemonkit::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap();
+    daemonkit::pidfile::Pidfile::kill(&pidfile, libc::SIGTERM).unwrap();
     assert!(wait_until(Duration::from_secs(5), || !alive(pid)));
     assert!(!pidfile.exists());
 }

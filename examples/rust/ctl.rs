@@ -3,7 +3,7 @@
 //! through `Pidfile::kill`, which only signals a process that provably holds the lock.
 
 use crate::{absolute, seconds, Args, NAME};
-use daemonkit::Pidfile;
+use daemonkit::pidfile::Pidfile;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -28,15 +28,11 @@ mod ctl;
 mod http;
 mod serve;
 
-use daemonkit::daemon::Role;
-use daemonkit::rust::{
-    bind_tcp, disable_core_dumps, ignore_sigpipe, inherited_listeners, local_addr_string,
-    redirect_output, self_argv, set_nofile,
-};
-use daemonkit::{drop_privileges, Daemonize, Error, Pidfile};
+use daemonkit::daemon::{Daemonize, Role};
+use daemonkit::pidfile::Pidfile;
+use daemonkit::{listen, privileges, rlimit, signals, Error};
 use std::ffi::OsString;
 use std::net::TcpListener;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -190,8 +186,8 @@ impl Config {
     /// (resolved now, before the daemon changes directory) and these options, with the
     /// absolute `--pid`/`--log` paths rather than what was typed. Never `--notify-fd`: its fd
     /// is used up once we are ready, and in the new image fd N may be an inherited listener.
-    fn exec_argv(&self) -> std::io::Result<Vec<OsString>> {
-        let exe = self_argv()?.swap_remove(0);
+    fn exec_argv(&self) -> daemonkit::Result<Vec<OsString>> {
+        let exe = daemonkit::exec::self_argv()?.swap_remove(0);
         let mut v: Vec<OsString> = vec![
             exe,
             "start".into(),
@@ -239,12 +235,12 @@ impl Config {
 
 /// Step 2: the sockets systemd (or our own re-exec/upgrade) passed, else `--listen`.
 fn listener(cfg: &Config) -> Result<TcpListener, String> {
-    let inherited = inherited_listeners(true).map_err(|e| e.to_string())?;
+    let inherited = listen::fds(true).map_err(|e| e.to_string())?;
     if let Some((fd, _name)) = inherited.into_iter().next() {
         // Extra inherited fds (a second socket unit) are closed by dropping them.
         return Ok(TcpListener::from(fd));
     }
-    bind_tcp(&cfg.listen, false).map_err(|e| e.to_string())
+    listen::tcp(&cfg.listen).map_err(|e| e.to_string())
 }
 
 /// Gives up a PID file on a failed start. A new generation started by an upgrade only closes
@@ -293,13 +289,11 @@ fn start(cfg: Config) -> u8 {
         }
     };
     // s6 readiness: the library owns fd N from here on (close-on-exec, kept by the
-    // daemonize fd sweep) and `daemonkit::ready()` writes "\n" to it. The raw-fd form:
-    // the number comes from the command line, and making an `OwnedFd` of it
-    // (`notify::rust_set_ready_fd`) would take an `unsafe` `from_raw_fd`, which this
-    // example forbids; the library checks that the fd is open.
+    // daemonize fd sweep) and `daemon::ready()` writes "\n" to it. The number comes from
+    // the command line, so `notify::ready_fd_inherited` (an fd we inherited and nothing
+    // else here uses; the library checks that it is open).
     if let Some(fd) = cfg.notify_fd {
-        if let Err(e) = daemonkit::notify::set_ready_fd(fd) {
-            let e = std::io::Error::from_raw_os_error(e.0);
+        if let Err(e) = daemonkit::notify::ready_fd_inherited(fd) {
             eprintln!("{NAME}: --notify-fd {fd}: {e}");
             return 1;
         }
@@ -311,7 +305,7 @@ fn start(cfg: Config) -> u8 {
         None => None,
         Some(path) => match Pidfile::open(path) {
             Ok(pf) => Some(pf),
-            Err(Error::AlreadyRunning { pid }) => {
+            Err(Error::AlreadyRunning { pid, .. }) => {
                 eprintln!(
                     "pid file {}: daemon already running (PID: {pid})",
                     path.display()
@@ -334,7 +328,7 @@ fn start(cfg: Config) -> u8 {
             return 1;
         }
     };
-    let name = local_addr_string(listener.as_raw_fd()).unwrap_or_else(|_| cfg.listen.clone());
+    let name = listen::socket_name(&listener).unwrap_or_else(|_| cfg.listen.clone());
     eprintln!("listening on {name}");
 
     // Step 4: daemonize. The launcher exits inside with the daemon's verdict.
@@ -354,20 +348,20 @@ fn start(cfg: Config) -> u8 {
     };
     // From here on every failure goes through daemonkit::fail().
     let fail = |code: u8, msg: String, pidfile: Option<Pidfile>| {
-        let _ = daemonkit::fail(code.into(), &msg);
+        let _ = daemonkit::daemon::fail(code.into(), &msg);
         abandon(pidfile, Some(role));
         code
     };
 
     // Step 5: log.
     if let Some(log) = &cfg.log {
-        match redirect_output(log) {
+        match daemonkit::log::open(log) {
             Ok(()) => {}
             // Workaround (see /tmp/dk-bugs/rust-example-log-after-privdrop.md): an image
             // started by a re-exec or an upgrade runs as the unprivileged user already and
             // may not be allowed to open the log root created; its stdout/stderr were
             // inherited and already are that log, so keep them.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && stdout_is(log) => {
+            Err(e) if e.errno() == Some(libc::EACCES) && stdout_is(log) => {
                 eprintln!(
                     "{NAME}: {e}: keeping the inherited log descriptors (USR1 cannot reopen it)"
                 );
@@ -384,22 +378,22 @@ fn start(cfg: Config) -> u8 {
     }
     // Step 7: limits.
     if let Some(n) = cfg.nofile {
-        match set_nofile(n) {
+        match rlimit::nofile(n) {
             Ok(got) => eprintln!("nofile limit set to {got}"),
             Err(e) => return fail(1, e.to_string(), pidfile),
         }
     }
-    if let Err(e) = disable_core_dumps() {
+    if let Err(e) = rlimit::disable_core() {
         return fail(1, e.to_string(), pidfile);
     }
     // Step 8: privileges (a no-op when already that user, as after a re-exec).
     if let Some(user) = &cfg.user {
-        if let Err(e) = drop_privileges(user, cfg.group.as_deref()) {
+        if let Err(e) = privileges::drop(user, cfg.group.as_deref()) {
             return fail(1, e.to_string(), pidfile);
         }
     }
     // Step 9.
-    if let Err(e) = ignore_sigpipe() {
+    if let Err(e) = signals::ignore_sigpipe() {
         return fail(1, format!("SIGPIPE: {e}"), pidfile);
     }
     // Step 10.

@@ -21,7 +21,7 @@
 mod args;
 
 use args::{parse_ctl, parse_run, seconds, wants_help, Config, DEFAULT_STOP_TIMEOUT};
-use daemonkit::Pidfile;
+use daemonkit::pidfile::Pidfile;
 use daemonkit_fuzz::split_nul;
 use libfuzzer_sys::fuzz_target;
 use std::ffi::OsString;

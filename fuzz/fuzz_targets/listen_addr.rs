@@ -12,7 +12,7 @@
 //!   port.
 #![no_main]
 
-use daemonkit::listen::{parse_tcp, Addr};
+use daemonkit::__fuzz::listen::{parse_tcp, Addr};
 use daemonkit_fuzz::errno_name;
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};

@@ -13,7 +13,9 @@
 //! Input: a flags byte, a names-buffer size byte, then `LISTEN_PID\0LISTEN_FDS\0LISTEN_FDNAMES`.
 #![no_main]
 
-use daemonkit::listen::{fd_names, listen_fds, parse_listen_env, MAX_LISTEN_FDS, UNSET_ENV};
+use daemonkit::__fuzz::listen::{
+    fd_names, listen_fds, parse_listen_env, MAX_LISTEN_FDS, UNSET_ENV,
+};
 use daemonkit_fuzz::{decimal, errno_name, split_nul};
 use libfuzzer_sys::fuzz_target;
 use std::ffi::OsStr;

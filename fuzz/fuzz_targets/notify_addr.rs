@@ -10,7 +10,7 @@
 //!   and bytes.
 #![no_main]
 
-use daemonkit::notify::parse_addr;
+use daemonkit::__fuzz::notify::parse_addr;
 use daemonkit_fuzz::errno_name;
 use libfuzzer_sys::fuzz_target;
 use std::mem::{offset_of, size_of};

@@ -7,7 +7,7 @@
 //!   any u64 formatted by `push_u64` parses back through `sys::parse_u64`.
 #![no_main]
 
-use daemonkit::pidfile::parse_pid;
+use daemonkit::__fuzz::pidfile::parse_pid;
 use daemonkit::sys::{self, Buf};
 use daemonkit_fuzz::{decimal, trim};
 use libfuzzer_sys::fuzz_target;

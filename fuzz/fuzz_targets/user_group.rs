@@ -12,7 +12,7 @@
 //! * the same spec resolves the same way twice.
 #![no_main]
 
-use daemonkit::privileges::{
+use daemonkit::__fuzz::privileges::{
     lookup_group, lookup_user, well_formed, ERR_UNKNOWN_GROUP, ERR_UNKNOWN_USER,
 };
 use daemonkit_fuzz::errno_name;
@@ -29,8 +29,14 @@ fuzz_target!(|data: &[u8]| {
     let model = !bytes.is_empty()
         && bytes.len() < 256
         && !matches!(bytes[0], b'-' | b'+')
-        && bytes.iter().all(|&c| c > b' ' && c != 0x7f && c != b':' && c != b',');
-    assert_eq!(!malformed, model || bytes.is_empty(), "well_formed({spec:?})");
+        && bytes
+            .iter()
+            .all(|&c| c > b' ' && c != 0x7f && c != b':' && c != b',');
+    assert_eq!(
+        !malformed,
+        model || bytes.is_empty(),
+        "well_formed({spec:?})"
+    );
     let numeric = (!bytes.is_empty() && bytes.len() <= 20 && bytes.iter().all(u8::is_ascii_digit))
         .then(|| std::str::from_utf8(bytes).ok()?.parse::<u64>().ok())
         .flatten()
@@ -44,7 +50,10 @@ fuzz_target!(|data: &[u8]| {
             match numeric {
                 Some(id) => {
                     assert_eq!(u.uid, id, "{spec:?}");
-                    assert!(!name.is_empty(), "{spec:?}: resolved without a passwd entry");
+                    assert!(
+                        !name.is_empty(),
+                        "{spec:?}: resolved without a passwd entry"
+                    );
                 }
                 None => assert_eq!(name, bytes, "{spec:?} resolved to another name"),
             }
@@ -52,7 +61,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!((again.uid, again.gid, again.name), (u.uid, u.gid, u.name));
         }
         Err(e) if malformed => {
-            assert_eq!(e.0, libc::EINVAL, "malformed user {spec:?}: {}", errno_name(e.0))
+            assert_eq!(
+                e.0,
+                libc::EINVAL,
+                "malformed user {spec:?}: {}",
+                errno_name(e.0)
+            )
         }
         Err(e) => {
             assert_eq!(e.0, ERR_UNKNOWN_USER, "user {spec:?}: {}", errno_name(e.0));
@@ -68,7 +82,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(lookup_group(spec).map_err(|e| e.0), Ok(gid));
         }
         Err(e) if malformed => {
-            assert_eq!(e.0, libc::EINVAL, "malformed group {spec:?}: {}", errno_name(e.0))
+            assert_eq!(
+                e.0,
+                libc::EINVAL,
+                "malformed group {spec:?}: {}",
+                errno_name(e.0)
+            )
         }
         Err(e) => {
             assert_eq!(

@@ -223,8 +223,8 @@ pub fn foreign_locker(path: &std::path::Path, as_nobody: bool) -> std::process::
     let child = cmd.spawn().expect("flock (util-linux)");
     let locked = wait_until(Duration::from_secs(5), || {
         matches!(
-            daemonkit::Pidfile::check(path),
-            Ok(daemonkit::PidState::Foreign(_))
+            daemonkit::pidfile::Pidfile::check(path),
+            Ok(daemonkit::pidfile::State::Foreign(_))
         )
     });
     assert!(locked, "flock never took the lock of {}", path.display());

@@ -33,10 +33,14 @@
 //!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
-use daemonkit::rust::{self as dk, Outcome, Prefork};
-use daemonkit::{daemon::Role, Daemonize, Pidfile, Signals};
+use daemonkit::daemon::{Daemonize, Role};
+use daemonkit::pidfile::Pidfile;
+use daemonkit::signals::Signals;
+use daemonkit::supervisor::{Outcome, Supervisor};
+use daemonkit::{exec, listen};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
@@ -76,10 +80,10 @@ fn handle(mut s: TcpStream) {
 }
 
 /// Serves until TERM/INT/QUIT (drain, return true) or, with `reload`, HUP/USR2 (drain,
-/// return false with the signal in `last`). Calls `daemonkit::ready()` once serving.
+/// return false with the signal in `last`). Calls `daemonkit::daemon::ready()` once serving.
 fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
     listener.set_nonblocking(true).unwrap();
-    daemonkit::ready().unwrap();
+    daemonkit::daemon::ready().unwrap();
     let mut threads = Vec::new();
     let stop = loop {
         let mut pfds = [
@@ -105,7 +109,7 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
                     verdict = Some(false)
                 }
                 libc::SIGUSR1 => {
-                    let _ = dk::reopen_output();
+                    let _ = daemonkit::log::reopen();
                     if let Some(f) = env("DK_USR1_FILE") {
                         let mut f = std::fs::OpenOptions::new()
                             .create(true)
@@ -154,15 +158,15 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
 
 /// The listener, and with `DK_PAIR` the second socket of its pair.
 fn listener() -> (TcpListener, Option<TcpListener>) {
-    let mut inherited = dk::inherited_listeners(true).expect("LISTEN_FDS");
+    let mut inherited = listen::fds(true).expect("LISTEN_FDS");
     if let Some((fd, _)) = inherited.pop() {
         return (TcpListener::from(fd), None);
     }
     let addr = env("DK_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
     let r = if env("DK_PAIR").is_some() {
-        dk::bind_tcp_pair(&addr).map(|(a, b)| (a, Some(b)))
+        listen::tcp_pair(&addr).map(|(a, b)| (a, Some(b)))
     } else {
-        dk::bind_tcp(&addr, false).map(|l| (l, None))
+        listen::tcp(&addr).map(|l| (l, None))
     };
     match r {
         Ok(l) => l,
@@ -175,12 +179,9 @@ fn listener() -> (TcpListener, Option<TcpListener>) {
 
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
-    let argv = dk::self_argv().unwrap();
+    let argv = exec::self_argv().unwrap();
     let (listener, second) = listener();
-    eprintln!(
-        "listening on {}",
-        dk::local_addr_string(listener.as_raw_fd()).unwrap()
-    );
+    eprintln!("listening on {}", listen::socket_name(&listener).unwrap());
     let mut pidfile = env("DK_PID").map(|p| match Pidfile::open(&p) {
         Ok(pf) => pf,
         Err(e) => {
@@ -189,7 +190,7 @@ fn main() {
         }
     });
     if let Some(log) = env("DK_LOG") {
-        if let Err(e) = dk::redirect_output(&log) {
+        if let Err(e) = daemonkit::log::open(&log) {
             eprintln!("{e}");
             std::process::exit(1);
         }
@@ -221,13 +222,13 @@ fn main() {
         }
     };
     if role == Role::Upgrade && env("DK_UPGRADE_FAIL").is_some() {
-        daemonkit::fail(4, "new generation refuses to start (DK_UPGRADE_FAIL)").unwrap();
+        daemonkit::daemon::fail(4, "new generation refuses to start (DK_UPGRADE_FAIL)").unwrap();
         std::process::exit(4);
     }
     if let Some(pf) = pidfile.as_mut() {
         if let Err(e) = pf.write() {
             let msg = format!("{e}");
-            let _ = daemonkit::fail(1, &msg);
+            let _ = daemonkit::daemon::fail(1, &msg);
             eprintln!("{msg}");
             std::process::exit(1);
         }
@@ -239,7 +240,7 @@ fn main() {
     if let Some(ms) = delay.and_then(|v| v.parse().ok()) {
         std::thread::sleep(Duration::from_millis(ms));
     }
-    dk::ignore_sigpipe().unwrap();
+    daemonkit::signals::ignore_sigpipe().unwrap();
     match mode.as_str() {
         "supervise" => supervise(listener, second, pidfile, &argv),
         "single" => single(listener, pidfile, &argv),
@@ -290,7 +291,7 @@ fn supervise(
     let max_backoff = env("DK_MAX_BACKOFF_MS")
         .and_then(|v| v.parse().ok())
         .map_or(Duration::from_secs(8), Duration::from_millis);
-    let mut p = Prefork::new(workers).restart(max_backoff, give_up);
+    let mut p = Supervisor::new(workers).restart(max_backoff, give_up);
     p = match &second {
         Some(b) => p.listener_pair(&listener, b),
         None => p.listener(&listener),
@@ -309,7 +310,7 @@ fn supervise(
                 .open(&path)
                 .unwrap();
             let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
-            daemonkit::supervisor::default_log(e.kind, e.pid, e.value);
+            e.log();
         });
     }
     let l = &listener;
@@ -364,7 +365,7 @@ fn single(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi:
     loop {
         let mut last = 0;
         if serve(&listener, &sigs, &mut last) {
-            let _ = dk::sd_notify("STOPPING=1");
+            let _ = daemonkit::notify::stopping();
             if let Some(pf) = pidfile.take() {
                 pf.remove().unwrap();
             }
@@ -372,13 +373,13 @@ fn single(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi:
         }
         if last == libc::SIGHUP {
             let _ = daemonkit::notify::reloading();
-            let err = dk::reexec(argv, &[listener.as_raw_fd()], None, pidfile.as_ref());
+            let err = exec::reexec(argv, &[listener.as_fd()], None, pidfile.as_ref());
             eprintln!("re-exec failed: {err}");
         } else {
             let started = Instant::now();
-            match dk::upgrade(
+            match exec::upgrade(
                 argv,
-                &[listener.as_raw_fd()],
+                &[listener.as_fd()],
                 None,
                 pidfile.as_mut(),
                 Duration::from_secs(10),

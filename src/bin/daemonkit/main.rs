@@ -511,7 +511,7 @@ fn supervise(
                 }
             }
             event::RELOAD_FAILED => {
-                eprintln!("{NAME}: {e}");
+                e.log();
                 eprintln!(
                     "{NAME}: HUP: the new {prog_name} could not start while the old one runs, \
                      so the old copy keeps serving. A program under daemonkit must serve on \
@@ -552,7 +552,7 @@ fn supervise(
             }
             _ => {}
         }
-        eprintln!("{NAME}: {e}");
+        e.log();
     };
     let mut p = Supervisor::new(cfg.workers)
         .exec(&argv)

@@ -62,7 +62,7 @@ impl Supervisor {
         let mut index = 0u32;
         while self
             .live()
-            .any(|s| !s.stopping && s.index == index && gen.map_or(true, |g| s.generation == g))
+            .any(|s| !s.stopping && s.index == index && gen.is_none_or(|g| s.generation == g))
         {
             index += 1;
         }
