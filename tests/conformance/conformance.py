@@ -1769,6 +1769,64 @@ def row_listen_port0(c):
                              f"GET / {resp.status if resp else '-'}; TERM -> exit {rc}")
 
 
+def voluntary_switches(pid):
+    """Sum of voluntary_ctxt_switches over every thread of PID (each time a thread went
+    to sleep in the kernel: an idle loop with a timer shows up here), or None."""
+    total, seen = 0, False
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+                        seen = True
+        except OSError:
+            pass  # the thread ended meanwhile
+    return total if seen else None
+
+
+IDLE_SECS = 5.0
+IDLE_MAX_PER_SEC = 2.0
+
+
+@row("idle-wakeups", bound=40.0)
+def row_idle_wakeups(c):
+    """Idle servers sleep in the kernel: over IDLE_SECS with no traffic, no process (all
+    its threads together) wakes more than IDLE_MAX_PER_SEC times a second. A single
+    process and a master with 2 workers are measured over the same window."""
+    single = c.start_daemon([], pidfile=c.path("single.pid"))
+    multi = c.start_daemon(["-w", "2"], pidfile=c.path("multi.pid"))
+    ws = c.wait_workers(multi.pid, 2)
+    for a in (single, multi):
+        get_or_fail(a.port, "/")
+    time.sleep(1.0)  # let the first request's threads end and the workers settle
+    procs = [("single", single.pid), ("master", multi.pid)] + [("worker", w) for w in ws]
+    c.step(f"sampling voluntary_ctxt_switches over {IDLE_SECS:g} s")
+    t0 = time.monotonic()
+    before = {pid: voluntary_switches(pid) for _, pid in procs}
+    time.sleep(IDLE_SECS)
+    after = {pid: voluntary_switches(pid) for _, pid in procs}
+    secs = time.monotonic() - t0
+    problems, parts = [], []
+    for what, pid in procs:
+        b, a = before[pid], after[pid]
+        if b is None or a is None:
+            problems.append(f"{what} {pid} gone during the idle window")
+            continue
+        rate = (a - b) / secs
+        parts.append(f"{what} {pid}: {a - b} in {secs:.1f} s ({rate:.1f}/s)")
+        need(rate <= IDLE_MAX_PER_SEC, problems,
+             f"{what} {pid} woke {rate:.1f} times a second while idle "
+             f"(limit {IDLE_MAX_PER_SEC:g}: a timer or busy loop)")
+    for a in (single, multi):
+        term_and_wait_gone(c, [a.pid] + c.kids(a.pid), 10.0)
+    return verdict(problems, "; ".join(parts))
+
+
 def _try_get(port):
     try:
         return http_get(port, "/")
