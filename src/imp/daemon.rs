@@ -17,6 +17,7 @@
 //! child), `'r'` (ready), or `'f'` + code byte + 2-byte length + message.
 
 use crate::imp::fds;
+use crate::imp::fork::{self, InChild};
 use crate::imp::signals;
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_int, CStr};
@@ -43,7 +44,7 @@ pub const ENV_READY_FD: &CStr = c"DAEMONKIT_READY_FD";
 /// Env variable: this image was started by a re-exec of the same process.
 pub const ENV_REEXEC: &CStr = c"DAEMONKIT_REEXEC";
 
-/// What this process is, for [`ready`] and [`fail`].
+/// What this process is, for [`crate::daemon::ready`] and [`crate::daemon::fail`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[repr(u8)]
 pub enum Role {
@@ -149,25 +150,23 @@ pub fn daemonize(o: &Options) -> Res<Role> {
     // on the terminal) gets the error: /dev/null missing (a chroot without /dev), and a
     // directory that is not there.
     preflight(o)?;
-    // Flush C stdio so buffered output is not written twice.
-    // SAFETY: fflush(NULL) flushes every stream.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
     let [r, w] = sys::pipe_cloexec(false)?;
     // Become the subreaper of the daemon-to-be, to learn its exit status if it dies before
     // it is ready; undone if the fork fails.
     // SAFETY: prctl with plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // SAFETY: fork; the child only runs async-signal-safe code until it returns to the caller
-    // as the daemon (single-threaded callers, as daemon(7) requires).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = Errno::last();
-        // SAFETY: as above.
-        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
-        sys::close(r);
-        sys::close(w);
-        return Err(e);
-    }
+    // The child only runs async-signal-safe code until it returns to the caller as the
+    // daemon (single-threaded callers, as daemon(7) requires).
+    let pid = match fork::fork(InChild::Restore) {
+        Ok(pid) => pid,
+        Err(e) => {
+            // SAFETY: prctl with plain integer arguments.
+            unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) };
+            sys::close(r);
+            sys::close(w);
+            return Err(e);
+        }
+    };
     if pid > 0 {
         sys::close(w);
         launcher_wait(r, pid, o.timeout_ms);
@@ -179,8 +178,7 @@ pub fn daemonize(o: &Options) -> Res<Role> {
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
         libc::setsid();
     }
-    // SAFETY: second fork; same reasoning as above.
-    let pid2 = unsafe { libc::fork() };
+    let pid2 = fork::fork(InChild::Restore).unwrap_or(-1);
     if pid2 < 0 {
         report(w, b'f', 1, b"daemonize: second fork failed");
         // SAFETY: leaving the intermediate child.
@@ -264,7 +262,7 @@ fn common_steps(o: &Options, stdio_to_null: bool) -> Res<()> {
 
 /// Writes one record to a readiness pipe. Async-signal-safe (stack buffer, write(2)): the
 /// intermediate child uses it after fork.
-fn report(fd: c_int, kind: u8, code: u8, msg: &[u8]) {
+pub(crate) fn report(fd: c_int, kind: u8, code: u8, msg: &[u8]) {
     let msg = &msg[..msg.len().min(MAX_MESSAGE)];
     let mut rec = [0u8; 4 + MAX_MESSAGE];
     rec[0] = kind;
@@ -278,6 +276,48 @@ fn report(fd: c_int, kind: u8, code: u8, msg: &[u8]) {
 fn stderr(parts: &[&[u8]]) {
     for p in parts {
         let _ = sys::write_all(2, p);
+    }
+}
+
+/// One record at the start of a readiness pipe's bytes — the one decoder of the readiness
+/// protocol, used by the launcher, the upgrade and the supervisor. Records: `'r'` ready;
+/// `'f' code len_lo len_hi message` failed; `'p' pid_le32` (the daemon's pid, from the
+/// intermediate child of daemonize).
+pub(crate) enum Record<'a> {
+    Ready,
+    Failed {
+        code: u8,
+        msg: &'a [u8],
+    },
+    Pid(i32),
+    /// The start of a record: read more.
+    Incomplete,
+    /// Not a record: a broken channel.
+    Garbage,
+}
+
+/// Decodes the record at the start of `buf` (see [`Record`]); a failure's message is at
+/// most `MAX_MESSAGE` bytes. Allocation-free.
+pub(crate) fn decode(buf: &[u8]) -> Record<'_> {
+    match buf.first() {
+        None => Record::Incomplete,
+        Some(b'r') => Record::Ready,
+        Some(b'p') if buf.len() >= 5 => {
+            Record::Pid(i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]))
+        }
+        Some(b'f') if buf.len() >= 4 => {
+            let len = (u16::from_le_bytes([buf[2], buf[3]]) as usize).min(MAX_MESSAGE);
+            if buf.len() >= 4 + len {
+                Record::Failed {
+                    code: buf[1],
+                    msg: &buf[4..4 + len],
+                }
+            } else {
+                Record::Incomplete
+            }
+        }
+        Some(b'p') | Some(b'f') => Record::Incomplete,
+        Some(_) => Record::Garbage,
     }
 }
 
@@ -311,23 +351,19 @@ pub fn read_verdict(
     loop {
         // Parse what we have.
         loop {
-            match buf[..have].first() {
-                Some(b'p') if have >= 5 => {
-                    *daemon_pid = i32::from_le_bytes([buf[1], buf[2], buf[3], buf[4]]);
+            match decode(&buf[..have]) {
+                Record::Pid(pid) => {
+                    *daemon_pid = pid;
                     buf.copy_within(5..have, 0);
                     have -= 5;
                 }
-                Some(b'r') => return Verdict::Ready,
-                Some(b'f') if have >= 4 => {
-                    let len = (u16::from_le_bytes([buf[2], buf[3]]) as usize).min(MAX_MESSAGE);
-                    if have >= 4 + len {
-                        msg[..len].copy_from_slice(&buf[4..4 + len]);
-                        return Verdict::Failed { code: buf[1], len };
-                    }
-                    break;
+                Record::Ready => return Verdict::Ready,
+                Record::Failed { code, msg: m } => {
+                    msg[..m.len()].copy_from_slice(m);
+                    return Verdict::Failed { code, len: m.len() };
                 }
-                Some(b'p') | Some(b'f') | None => break,
-                Some(_) => return Verdict::Closed, // garbage: treat as a broken channel
+                Record::Incomplete => break,
+                Record::Garbage => return Verdict::Closed, // a broken channel
             }
         }
         let left = match deadline {
@@ -488,4 +524,3 @@ pub fn fail(code: c_int, msg: &[u8]) -> Res<()> {
     }
     Ok(())
 }
-

@@ -386,25 +386,17 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
     }
     src[n + has_pf as usize] = w;
     let total = n + has_pf as usize + 1;
-    // SAFETY: flush C stdio so nothing buffered is duplicated into the child.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
-    // Signals stay blocked across the fork (as in the supervisor): a signal arriving in the
-    // child before its reset would otherwise run the parent's handler there and be lost.
-    // The child's reset restores default dispositions, then empties the mask.
-    let mask = crate::imp::signals::block_all();
-    // SAFETY: fork; the child runs only async-signal-safe code until execve or _exit.
-    let pid = unsafe { libc::fork() };
-    if pid != 0 {
-        crate::imp::signals::set_mask(&mask);
-    }
-    if pid < 0 {
-        let e = Errno::last();
-        sys::close(r);
-        sys::close(w);
-        return Err(e);
-    }
+    // The child starts with default dispositions and an empty mask (signals blocked across
+    // the fork: see `fork`), and runs only async-signal-safe code until execve or _exit.
+    let pid = match crate::imp::fork::fork(crate::imp::fork::InChild::Reset) {
+        Ok(pid) => pid,
+        Err(e) => {
+            sys::close(r);
+            sys::close(w);
+            return Err(e);
+        }
+    };
     if pid == 0 {
-        crate::imp::signals::reset_child();
         env.set_pid(sys::getpid());
         let mut high = [-1; MAX_FDS];
         if arrange(&src[..total], &mut high, None).is_ok() {
@@ -415,7 +407,7 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
         b.push(b"upgrade: cannot execute the new program (errno ")
             .push_u64(sys::get_errno() as u64)
             .push(b")");
-        let code = [b'f', 127, b.len as u8, 0];
+
         // The readiness pipe is at `ready_target` only if arrange got that far: its
         // duplicate `high[total - 1]` exists once every duplicate was made, and before that
         // no target was touched, so `w` still is the pipe. (Writing to `ready_target` after
@@ -425,8 +417,7 @@ pub fn spawn(spec: &Spec) -> Res<(i32, c_int)> {
         } else {
             w
         };
-        let _ = sys::write_all(pipe, &code);
-        let _ = sys::write_all(pipe, b.as_bytes());
+        crate::imp::daemon::report(pipe, b'f', 127, b.as_bytes());
         // SAFETY: leaving the failed child without running the parent's handlers.
         unsafe { libc::_exit(127) };
     }
@@ -557,4 +548,3 @@ impl Prepared {
         unsafe { libc::_exit(127) }
     }
 }
-

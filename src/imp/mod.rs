@@ -6,6 +6,7 @@
 pub(crate) mod daemon;
 pub(crate) mod exec;
 pub(crate) mod fds;
+pub(crate) mod fork;
 pub(crate) mod listen;
 pub(crate) mod notify;
 pub(crate) mod pidfile;

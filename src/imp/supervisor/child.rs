@@ -2,6 +2,7 @@
 //! async-signal-safe code until the post-fork hook, then the worker entry or the exec.
 
 use super::*;
+use crate::imp::fork::{self, InChild};
 
 /// Room for `SERVER_STARTER_PORT`'s value; more listeners than fit leave it unset.
 const STARTER_PORT_MAX: usize = 4096;
@@ -58,24 +59,24 @@ impl Supervisor {
             Some((f, ctx)) => f(ctx, index),
             None => -1,
         };
-        // Signals stay blocked across the fork: the child must not run our handler before
-        // `child` resets its signal state (a TERM sent to the new worker would be swallowed
-        // there and the worker would live on). The child's reset unblocks them.
-        let mask = signals::block_all();
-        // SAFETY: fork; the child runs async-signal-safe code until the caller's hook.
-        let pid = unsafe { libc::fork() };
-        if pid != 0 {
-            signals::set_mask(&mask);
+        // Signals stay blocked in the child: it must not run our handler before `child`
+        // resets its signal state (a TERM sent to the new worker would be swallowed there
+        // and the worker would live on). The child's reset unblocks them. The child runs
+        // async-signal-safe code until the caller's hook.
+        let forked = fork::fork(InChild::KeepBlocked);
+        if forked != Ok(0) {
             sys::close(out);
         }
-        if pid < 0 {
-            let e = Errno::last();
-            sys::close(r);
-            sys::close(w);
-            self.next_spawn = sys::now_ms() + 1000;
-            self.emit(event::RESPAWN_DELAYED, 0, 1000);
-            return Err(e);
-        }
+        let pid = match forked {
+            Ok(pid) => pid,
+            Err(e) => {
+                sys::close(r);
+                sys::close(w);
+                self.next_spawn = sys::now_ms() + 1000;
+                self.emit(event::RESPAWN_DELAYED, 0, 1000);
+                return Err(e);
+            }
+        };
         if pid == 0 {
             self.child(r, w, index, out, prepared.as_mut());
         }

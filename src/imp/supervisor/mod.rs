@@ -23,6 +23,7 @@
 //!   or times out it is killed and the old one keeps serving.
 //! * Events reach the caller through a callback taking plain integers (or go to stderr).
 
+use crate::imp::daemon::Record;
 use crate::imp::daemon::{self, Role, MAX_MESSAGE};
 use crate::imp::exec;
 use crate::imp::fds;
@@ -41,7 +42,6 @@ mod upgrade;
 
 pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
 use slots::{Slot, EMPTY};
-
 
 /// Worker entry: runs in the child, returns its exit status.
 pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
@@ -76,14 +76,14 @@ pub const MAX_GIVE_UP: u32 = 64;
 /// Most workers one master runs.
 pub const MAX_WORKERS: usize = 256;
 
-/// How [`Supervisor::run`] ended (in the master).
+/// How [`crate::supervisor::Supervisor::run`] ended (in the master).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Graceful stop finished; the PID file was unlinked. Exit 0.
     Stopped = 0,
     /// A new generation took over; the PID file belongs to it. Exit 0 without removing it.
     Upgraded = 1,
-    /// The restart policy gave up ([`Supervisor::give_up`] crashes within its window): every
+    /// The restart policy gave up (N crashes within its window: [`crate::supervisor::Supervisor::restart`]): every
     /// worker was stopped and the PID file unlinked. Exit with a distinct code.
     GaveUp = 2,
 }
@@ -319,7 +319,6 @@ impl Supervisor {
         }
     }
 
-
     /// Polls the signal fd, the workers' readiness pipes and the upgrade pipe until something
     /// happens or the next deadline.
     fn wait(&mut self, sigfd: c_int) -> Res<()> {
@@ -419,11 +418,18 @@ impl Supervisor {
         if n < 0 && sys::get_errno() == libc::EAGAIN {
             return;
         }
-        if n > 0 && buf[0] == b'r' {
-            self.mark_ready(i, self.slots[i].index as i32);
-        } else if n > 0 && buf[0] == b'f' {
-            let code = if n > 1 { buf[1] as i32 } else { 1 };
-            self.emit(event::WORKER_FAILED, self.slots[i].pid, code);
+        let got = if n > 0 { &buf[..n as usize] } else { &[][..] };
+        match crate::imp::daemon::decode(got) {
+            Record::Ready => self.mark_ready(i, self.slots[i].index as i32),
+            Record::Failed { code, .. } => {
+                self.emit(event::WORKER_FAILED, self.slots[i].pid, code as i32)
+            }
+            // A failure cut short still is one (its message did not fit in one read).
+            Record::Incomplete if got.first() == Some(&b'f') => {
+                let code = got.get(1).map_or(1, |&c| c as i32);
+                self.emit(event::WORKER_FAILED, self.slots[i].pid, code);
+            }
+            _ => {}
         }
         // One message per pipe: done with it either way.
         sys::close(fd);
