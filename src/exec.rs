@@ -3,7 +3,7 @@
 //! * [`reexec`] replaces the program image, same pid: the listeners move to fds 3.. and are
 //!   described by `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, the locked PID file follows (its
 //!   lock is never released), and [`crate::daemon::Daemonize::start`] in the new image does
-//!   not fork again ([`crate::daemon::Role::Reexeced`]).
+//!   not fork again ([`crate::daemon::Role::Foreground`]).
 //! * [`upgrade`] starts the new program as a child generation with the same fds and waits
 //!   for its [`crate::daemon::ready`]: on success the caller drains and exits; on failure or
 //!   timeout the new generation is killed, the PID file names the caller again, and it keeps

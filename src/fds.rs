@@ -14,7 +14,7 @@
 //! let mut buf = [0u8; 64];
 //! let (n, got) = fds::recv(&b, &mut buf, 4)?;
 //! assert_eq!((&buf[..n], got.len()), (&b"take this"[..], 1));
-//! # Ok::<(), daemonkit::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::{Error, Result};

@@ -15,7 +15,7 @@
 //!   it converts into [`std::io::Error`], so `?` works in an `io::Result` function too.
 //! * Flags are [`bitflags`] types ([`signals::SignalFlags`], [`listen::ListenFlags`],
 //!   [`supervisor::SupervisorFlags`]).
-//! * With the `tokio` feature, [`tokio`](crate::tokio) adds an async signal stream,
+//! * With the `tokio` feature, the `daemonkit::tokio` module adds an async signal stream,
 //!   listeners as tokio's, and a supervisor whose workers build their runtime after the fork.
 //!
 //! ## The startup order
@@ -76,7 +76,7 @@
 //!
 //! * `std` (default): this Rust layer. Without it the crate is the `no_std` core that the
 //!   C libraries are built from (`cargo build --release --no-default-features`).
-//! * `tokio`: the [`tokio`](crate::tokio) module.
+//! * `tokio`: the `daemonkit::tokio` module (an async signal stream over `AsyncFd`, tokio listeners, `Supervisor::run_tokio`, a graceful drain).
 //! * `cli`: kept for compatibility; the `daemonkit` command needs only `std`.
 #![cfg_attr(not(feature = "std"), no_std)]
 #![cfg_attr(feature = "std", warn(missing_docs))]

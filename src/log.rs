@@ -4,14 +4,16 @@
 //!
 //! ```
 //! let path = std::env::temp_dir().join(format!("doc-{}.log", std::process::id()));
+//! # // SAFETY: dup of our own stdout/stderr, restored below.
 //! # let saved = unsafe { (libc::dup(1), libc::dup(2)) }; // the doctest's own stdout/stderr
 //! daemonkit::log::open(&path)?;
 //! println!("to the log");
 //! daemonkit::log::reopen()?; // after a rename, a new file
+//! # // SAFETY: putting the saved descriptors back.
 //! # unsafe { libc::dup2(saved.0, 1); libc::dup2(saved.1, 2); }
 //! assert!(std::fs::read_to_string(&path)?.contains("to the log"));
 //! # std::fs::remove_file(&path)?;
-//! # Ok::<(), daemonkit::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::{c_path, Error, Result};

@@ -6,13 +6,14 @@
 //! use daemonkit::notify;
 //! assert!(!notify::send("STATUS=starting")?); // not under a notify socket: nothing sent
 //! assert!(notify::watchdog_usec().is_none());
-//! let (r, w) = std::io::pipe()?; // s6: dk_ready() writes "\n" to the notification fd
+//! // s6: daemon::ready() writes "\n" to the notification fd and closes it.
+//! let (r, w) = std::os::unix::net::UnixStream::pair()?;
 //! notify::ready_fd(w.into())?;
 //! daemonkit::daemon::ready()?;
 //! let mut got = String::new();
 //! std::io::Read::read_to_string(&mut &r, &mut got)?;
 //! assert_eq!(got, "\n");
-//! # Ok::<(), daemonkit::Error>(())
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
 use crate::error::{c_str, Error, Result};

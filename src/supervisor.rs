@@ -12,7 +12,7 @@
 //! * Every event reaches [`Supervisor::on_event`] (default: one line on stderr), its text
 //!   from the library's one description ([`Event`]'s `Display`, C `dk_event_describe`).
 //!
-//! With tokio (feature `tokio`), [`crate::tokio`] runs each worker on a runtime it builds
+//! With tokio (feature `tokio`), `daemonkit::tokio` runs each worker on a runtime it builds
 //! after the fork.
 //!
 //! A worker that stops the master through its parent pid, so the run below ends by itself:

@@ -67,7 +67,7 @@ fn signal_pipe_ownership_and_flags() {
 
     // NO_RESTART: a blocking read this thread is in fails with EINTR at the signal; with
     // the default flags it is restarted and gets the byte written later.
-    let (mut r, w) = std::io::pipe().unwrap();
+    let (mut r, w) = std::os::unix::net::UnixStream::pair().unwrap();
     // SAFETY: pthread_self cannot fail.
     let me = unsafe { libc::pthread_self() };
     for (flags, interrupted) in [

@@ -234,7 +234,10 @@ fn daemonized_launcher_waits_for_ready() {
     println!("second instance: {err}");
     assert_ne!(second.status.code(), Some(0));
     assert!(
-        err.contains(&format!("Daemon already running (PID: {pid})")),
+        err.contains(&format!(
+            "pid file {}: daemon already running (PID: {pid})",
+            pidfile.display()
+        )),
         "{err}"
     );
     assert_eq!(

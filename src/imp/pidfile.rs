@@ -401,11 +401,11 @@ impl Drop for PidFile {
     }
 }
 
-/// What [`check`] found.
+/// What [`crate::pidfile::Pidfile::check`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// A live process holds the lock: its pid, proven to be the holder (see
-    /// [`crate::imp::procfs`]); 0 if it has not written one yet.
+    /// A live process holds the lock: its pid, proven to be the holder (the kernel's lock
+    /// table in `/proc/PID/fdinfo`); 0 if it has not written one yet.
     Running(i32),
     /// The file is locked, but not by the process whose pid it names (a stale file whose lock
     /// another process took): that pid, which is never signalled.
