@@ -95,3 +95,84 @@ fn rust_quickstart() {
     assert!(bin.exists(), "cargo test builds the quickstart example");
     exercise(&bin);
 }
+
+/// All `.rs` (or other) files under `dir`, concatenated.
+fn sources(dir: &str, ext: &str) -> String {
+    fn walk(p: &std::path::Path, ext: &str, out: &mut String) {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, ext, out);
+            } else if p.extension().is_some_and(|x| x == ext) {
+                out.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut s = String::new();
+    walk(&root().join(dir), ext, &mut s);
+    s
+}
+
+/// The last name of a table cell: `daemon::Daemonize::start` -> `start`, `$pf->write` ->
+/// `write`, `dk.signal.next` -> `next`.
+fn last_name(cell: &str) -> String {
+    let code = cell.split('`').nth(1).unwrap_or(cell);
+    code.rsplit(|c: char| c == ':' || c == '.' || c == '>')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn naming_table_names_exist_in_every_language() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let header = std::fs::read_to_string(root().join("include/daemonkit.h")).unwrap();
+    let perl = sources("bindings/perl/lib", "pm");
+    let zig = std::fs::read_to_string(root().join("bindings/zig/src/daemonkit.zig")).unwrap();
+    let rust = sources("src", "rs");
+    let rows: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| concept | C | Perl | Zig | Rust |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert!(
+        rows.len() >= 40,
+        "naming table not found or short: {} rows",
+        rows.len()
+    );
+    let mut missing = Vec::new();
+    for row in &rows {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let [concept, c, pl, z, r] = cells[..] else {
+            panic!("row without 5 cells: {row}");
+        };
+        let c = last_name(c);
+        if !header.contains(&format!("{c}(")) {
+            missing.push(format!("{concept}: C {c}"));
+        }
+        let p = last_name(pl);
+        if !(perl.contains(&format!("sub {p} ")) || perl.contains(&format!("::{p}'"))) {
+            missing.push(format!("{concept}: Perl {p}"));
+        }
+        let zn = last_name(z);
+        if !(zig.contains(&format!("pub fn {zn}(")) || zig.contains(&format!("pub const {zn} ="))) {
+            missing.push(format!("{concept}: Zig {zn}"));
+        }
+        let rn = last_name(r);
+        if !(rust.contains(&format!("pub fn {rn}("))
+            || rust.contains(&format!("pub fn {rn}<"))
+            || rust.contains(&format!("pub struct {rn} ")))
+        {
+            missing.push(format!("{concept}: Rust {rn}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "names in the README table that do not exist: {missing:?}"
+    );
+    println!(
+        "naming table: {} rows, every name found in C, Perl, Zig and Rust",
+        rows.len()
+    );
+}

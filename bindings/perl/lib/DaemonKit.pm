@@ -101,7 +101,7 @@ our @CONSTANTS = qw(
 our @FUNCTIONS = qw(
     version version_string strerror
     daemonize ready fail
-    drop_privileges user_lookup group_lookup
+    privileges_drop drop_privileges user_lookup group_lookup
     rlimit_get rlimit_set rlimit_nofile rlimit_disable_core
     fd_set_cloexec fd_close_from log_open log_reopen
     signal_open signal_next signal_wait signal_close signal_reset_child
@@ -436,10 +436,12 @@ sub message_of {
 }
 { no warnings 'once'; *DaemonKit::Error::message_of = \&message_of; }
 
-=head2 drop_privileges
+=head2 privileges_drop
 
-    drop_privileges($user);            # the user's primary group
-    drop_privileges($user, $group);
+    privileges_drop($user);            # the user's primary group
+    privileges_drop($user, $group);
+
+(C<dk_privileges_drop>; C<drop_privileges> is the same function under its older name.)
 
 Drops root for good: resolves the user and group (names or numbers), sets
 the user's supplementary groups, then C<setresgid> and C<setresuid>, and
@@ -471,9 +473,11 @@ sub drop_privileges {
     _fail_op('dk_privileges_drop', $r, "drop privileges to '$user'");
 }
 
+sub privileges_drop { goto &drop_privileges }
+
 =pod
 
-After a successful C<drop_privileges>, C<@INC> keeps only the directories the new user may search, so a
+After a successful C<privileges_drop>, C<@INC> keeps only the directories the new user may search, so a
 later C<require> does not die on a directory only root could read.
 
 =head2 user_lookup

@@ -22,6 +22,9 @@ eval { drop_privileges('no-such-user-dk') };
 is($@ && $@->message, "unknown user 'no-such-user-dk'", 'drop to an unknown user');
 eval { drop_privileges('root', 'no-such-group-dk') };
 is($@ && $@->message, "unknown group 'no-such-group-dk'", 'drop to an unknown group');
+# privileges_drop is the C name (dk_privileges_drop); drop_privileges the older one.
+eval { privileges_drop('no-such-user-dk') };
+is($@ && $@->message, "unknown user 'no-such-user-dk'", 'privileges_drop: the same function');
 
 SKIP: {
     if ($> != 0) {
