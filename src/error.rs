@@ -1,6 +1,22 @@
 //! The one error type of the Rust layer: each variant names the object at fault, and every
 //! one converts into [`std::io::Error`] (with the same message), so `?` works in functions
 //! that return `io::Result` too.
+//!
+//! ```
+//! use daemonkit::{pidfile::Pidfile, Error};
+//! let path = std::env::temp_dir().join(format!("doc-err-{}.pid", std::process::id()));
+//! let mut first = Pidfile::open(&path)?;
+//! first.write()?;
+//! match Pidfile::open(&path) {
+//!     Err(Error::AlreadyRunning { pid, .. }) => assert_eq!(pid, std::process::id()),
+//!     other => panic!("{:?}", other.err()),
+//! }
+//! // The same error as an io::Error, with the same text (it names the file).
+//! let e: std::io::Error = Pidfile::open(&path).err().unwrap().into();
+//! assert!(e.to_string().contains("daemon already running"));
+//! first.remove()?;
+//! # Ok::<(), daemonkit::Error>(())
+//! ```
 
 use crate::sys::Errno;
 use std::ffi::CString;
