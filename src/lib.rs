@@ -31,7 +31,12 @@
 //! use daemonkit::{daemon::{self, Daemonize}, listen, pidfile::Pidfile, privileges, signals::Signals};
 //! use std::io::{Read, Write};
 //! use std::time::Duration;
-//! # let pid_path = std::env::temp_dir().join(format!("guide-{}.pid", std::process::id()));
+//! # let dir = std::env::temp_dir().join(format!("guide-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # // SAFETY: geteuid cannot fail.
+//! # let root = unsafe { libc::geteuid() } == 0;
+//! # if root { std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).unwrap(); } // nobody's
+//! # let pid_path = dir.join("app.pid");
 //! // 1. Configuration is parsed (not shown). 2. Lock the PID file.
 //! let mut pidfile = Pidfile::open(&pid_path)?;
 //! // 3. Bind the listeners.
@@ -47,9 +52,9 @@
 //!     .start()?;
 //! // 5. Write the pid. 6. Drop privileges (as root; `nogroup` is Debian's).
 //! pidfile.write()?;
-//! if privileges::user_lookup("root").is_ok() && unsafe { libc::geteuid() } == 0 {
-//!     privileges::drop("nobody", Some("nogroup"))?;
-//! }
+//! # if root {
+//! privileges::drop("nobody", Some("nogroup"))?;
+//! # }
 //! // 7. Signals as an fd, for the event loop.
 //! let signals = Signals::new(&[libc::SIGTERM, libc::SIGHUP])?;
 //! // 8. Start serving, 9. report readiness: the launcher exits 0.
@@ -62,10 +67,12 @@
 //! conn.read_exact(&mut buf).unwrap();
 //! # drop(c);
 //! // ... until TERM arrives on `signals` (poll it with the listener: `fds::poll_in`).
+//! # // SAFETY: raising a signal registered just above.
 //! # unsafe { libc::raise(libc::SIGTERM) };
 //! assert_eq!(signals.wait(Some(Duration::from_secs(5)))?, Some(libc::SIGTERM));
 //! drop(signals);
-//! pidfile.remove().ok(); // may fail after the drop: the directory is root's; harmless
+//! pidfile.remove()?; // the pid is ours: unlinked (its directory is writable by nobody)
+//! # std::fs::remove_dir(&dir).unwrap();
 //! # Ok::<(), daemonkit::Error>(())
 //! ```
 //!
