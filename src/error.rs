@@ -130,10 +130,9 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::NotRunning { path } => write!(f, "pid file {}: not running", path.display()),
-            Error::LockedByOther { path, pid } => f.write_str(&crate::pidfile::foreign_text(
-                path,
-                pid.map(|p| p as i32),
-            )),
+            Error::LockedByOther { path, pid } => {
+                f.write_str(&crate::pidfile::foreign_text(path, pid.map(|p| p as i32)))
+            }
             Error::UnknownUser(u) => write!(f, "unknown user '{u}'"),
             Error::UnknownGroup(g) => write!(f, "unknown group '{g}'"),
             Error::NotRoot { user } => {
@@ -161,8 +160,12 @@ impl From<Error> for io::Error {
 
 /// `path` as a C string for the core, or an error naming it (`what PATH: ...`).
 pub(crate) fn c_path(what: &str, path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::invalid(format!("{what} {}: the path holds a NUL byte", path.display())))
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        Error::invalid(format!(
+            "{what} {}: the path holds a NUL byte",
+            path.display()
+        ))
+    })
 }
 
 /// `s` as a C string for the core, or an error naming it.

@@ -33,7 +33,8 @@ pub fn set_cloexec(fd: impl AsFd, on: bool) -> Result<()> {
 /// afterwards.
 pub fn close_from(first: i32, keep: &[BorrowedFd<'_>]) -> Result<()> {
     let keep: Vec<i32> = keep.iter().map(|f| f.as_raw_fd()).collect();
-    imp::close_range_except(first, &keep).map_err(|e| Error::os(format!("close fds from {first}"), e))
+    imp::close_range_except(first, &keep)
+        .map_err(|e| Error::os(format!("close fds from {first}"), e))
 }
 
 /// Sleeps until one of `fds` is readable (or hung up) or `timeout` passes (`None`: no
@@ -73,6 +74,9 @@ pub fn recv(sock: impl AsFd, buf: &mut [u8], max_fds: usize) -> Result<(usize, V
     let (n, nfds) = listen::recv_fds(sock.as_fd().as_raw_fd(), buf, &mut fds)
         .map_err(|e| Error::os("fd recv", e))?;
     // SAFETY: recv_fds handed us these fds; nothing else owns them.
-    let owned = fds[..nfds].iter().map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) }).collect();
+    let owned = fds[..nfds]
+        .iter()
+        .map(|&fd| unsafe { OwnedFd::from_raw_fd(fd) })
+        .collect();
     Ok((n, owned))
 }

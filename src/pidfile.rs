@@ -145,11 +145,15 @@ impl Pidfile {
     }
     /// The core handle (for the supervisor and upgrades).
     pub(crate) fn core(&self) -> &PidFile {
-        self.inner.as_ref().expect("a Pidfile is open for its whole life")
+        self.inner
+            .as_ref()
+            .expect("a Pidfile is open for its whole life")
     }
     /// The core handle, mutably (the supervisor rewrites it on rollback).
     pub(crate) fn core_mut(&mut self) -> &mut PidFile {
-        self.inner.as_mut().expect("a Pidfile is open for its whole life")
+        self.inner
+            .as_mut()
+            .expect("a Pidfile is open for its whole life")
     }
     /// Closes without removing (in a forked child).
     pub fn close(mut self) {
@@ -303,10 +307,7 @@ impl Pidfile {
     }
 
     /// Waits up to `timeout` for nobody to hold the lock at `path`; true when released.
-    pub fn wait_released(
-        path: impl AsRef<Path>,
-        timeout: std::time::Duration,
-    ) -> Result<bool> {
+    pub fn wait_released(path: impl AsRef<Path>, timeout: std::time::Duration) -> Result<bool> {
         Pidfile::wait_gone(path.as_ref(), None, timeout)
     }
 
@@ -341,10 +342,7 @@ impl Pidfile {
     /// (Waiting for the exit too matters: a daemon releases its lock a moment before it
     /// exits, and a caller that starts it again right away may still meet its sockets.)
     /// Errors when the signal cannot be sent or the holder survives KILL.
-    pub fn stop(
-        path: impl AsRef<Path>,
-        timeout: std::time::Duration,
-    ) -> Result<Stopped> {
+    pub fn stop(path: impl AsRef<Path>, timeout: std::time::Duration) -> Result<Stopped> {
         let path = path.as_ref();
         let wait = std::time::Duration::from_secs(2);
         let (pid, pidfd) = match Pidfile::signal_holder_pinned(path, libc::SIGTERM, wait) {

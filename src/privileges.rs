@@ -35,9 +35,13 @@ fn user_err(user: &str, group: Option<&str>, e: crate::sys::Errno) -> Error {
 /// group) for good, then verifies. `ENOTRECOVERABLE` (in [`Error::Io`]) means the switch
 /// happened but did not verify: exit at once. Also succeeds when already exactly that user.
 pub fn drop(user: &str, group: Option<&str>) -> Result<()> {
-    let cu = c_str("user", user).map_err(|_| user_err(user, group, crate::sys::Errno(libc::EINVAL)))?;
+    let cu =
+        c_str("user", user).map_err(|_| user_err(user, group, crate::sys::Errno(libc::EINVAL)))?;
     let cg = match group {
-        Some(g) => Some(c_str("group", g).map_err(|_| user_err(user, group, crate::sys::Errno(libc::EINVAL)))?),
+        Some(g) => Some(
+            c_str("group", g)
+                .map_err(|_| user_err(user, group, crate::sys::Errno(libc::EINVAL)))?,
+        ),
         None => None,
     };
     imp::drop_to(&cu, cg.as_deref()).map_err(|e| user_err(user, group, e))

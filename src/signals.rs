@@ -49,10 +49,14 @@ pub struct Signals {
 
 fn err(sigs: &[i32], e: Errno) -> Error {
     let what = match e.0 {
-        libc::EBUSY => " (a Signals already owns this process's signal pipe: one per process; \
-                        add signals to it, or drop it first)",
-        libc::EINVAL => " (KILL, STOP and the synchronous faults SEGV, BUS, FPE, ILL, TRAP, SYS \
-                         cannot go through a pipe)",
+        libc::EBUSY => {
+            " (a Signals already owns this process's signal pipe: one per process; \
+                        add signals to it, or drop it first)"
+        }
+        libc::EINVAL => {
+            " (KILL, STOP and the synchronous faults SEGV, BUS, FPE, ILL, TRAP, SYS \
+                         cannot go through a pipe)"
+        }
         _ => "",
     };
     Error::os(format!("cannot register signals {sigs:?}{what}"), e)

@@ -117,10 +117,7 @@ fn sources(dir: &str, ext: &str) -> String {
 /// `write`, `dk.signal.next` -> `next`.
 fn last_name(cell: &str) -> String {
     let code = cell.split('`').nth(1).unwrap_or(cell);
-    code.rsplit(|c: char| c == ':' || c == '.' || c == '>')
-        .next()
-        .unwrap()
-        .to_string()
+    code.rsplit([':', '.', '>']).next().unwrap().to_string()
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! C ABI: re-exec and single-process upgrade (`dk_reexec`, `dk_upgrade`), over
 //! [`crate::imp::exec`].
 
-use super::{int_slice, ret, pidfile::dk_pidfile};
+use super::{int_slice, pidfile::dk_pidfile, ret};
 use crate::imp::daemon::MAX_MESSAGE;
 use crate::imp::exec::{self, Spec};
 use crate::sys;

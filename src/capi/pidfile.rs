@@ -214,8 +214,14 @@ mod tests {
     use core::ffi::c_int;
     #[test]
     fn error_constants_match_libc() {
-        assert_eq!(DK_ERR_UNKNOWN_USER, -crate::imp::privileges::ERR_UNKNOWN_USER);
-        assert_eq!(DK_ERR_UNKNOWN_GROUP, -crate::imp::privileges::ERR_UNKNOWN_GROUP);
+        assert_eq!(
+            DK_ERR_UNKNOWN_USER,
+            -crate::imp::privileges::ERR_UNKNOWN_USER
+        );
+        assert_eq!(
+            DK_ERR_UNKNOWN_GROUP,
+            -crate::imp::privileges::ERR_UNKNOWN_GROUP
+        );
         assert_eq!(DK_ERR_NOT_ROOT, -crate::imp::privileges::ERR_NOT_ROOT);
         assert_eq!(DK_ERR_VERIFY, -crate::imp::privileges::ERR_VERIFY);
         assert_eq!(DK_ERR_PIDFILE_FOREIGN, -crate::imp::pidfile::ERR_FOREIGN);

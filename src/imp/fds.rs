@@ -220,4 +220,3 @@ pub fn log_reopen() -> Res<()> {
 pub fn log_active() -> bool {
     LOG_SET.load(Ordering::SeqCst)
 }
-

@@ -544,7 +544,6 @@ pub fn recv_fds(sock: c_int, buf: &mut [u8], fds: &mut [c_int]) -> Res<(usize, u
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -158,4 +158,3 @@ pub(crate) fn forget_ready_fd_in_child() {
 pub fn notify_cstr(state: &CStr) -> Res<c_int> {
     notify(state.to_bytes()).map(|s| s as c_int)
 }
-

@@ -342,4 +342,3 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
     }
     Ok(())
 }
-

@@ -480,4 +480,3 @@ pub fn send(pid: i32, sig: c_int) -> Res<()> {
     sys::cvt(unsafe { libc::kill(pid, sig) })?;
     Ok(())
 }
-
