@@ -104,6 +104,11 @@ impl<'a> Daemonize<'a> {
     /// returns: it exits with the daemon's verdict. Errors name the culprit (`daemonize:
     /// fork: ...`, `daemonize: /dev/null: ...`, `daemonize: directory /srv: ...`).
     pub fn start(self) -> Result<Role> {
+        // A tokio runtime must not cross the fork (see `daemonkit::tokio`): refused, EDEADLK.
+        #[cfg(feature = "tokio")]
+        if self.flags & imp::FOREGROUND == 0 {
+            crate::tokio::refuse_runtime_before_fork("daemonize")?;
+        }
         let dir = match &self.chdir {
             Some(d) => Some(c_path("daemonize: directory", d)?),
             None => None,

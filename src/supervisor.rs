@@ -320,7 +320,9 @@ impl<'a> Supervisor<'a> {
 
     /// Runs the master until a graceful stop, a completed upgrade or giving up. `worker`
     /// runs in each forked worker; its return value is the worker's exit status. `EBUSY`
-    /// while a [`crate::signals::Signals`] lives: the master owns the signal pipe.
+    /// while a [`crate::signals::Signals`] lives: the master owns the signal pipe. With the
+    /// `tokio` feature, `EDEADLK` inside a tokio runtime or while one's worker threads live
+    /// (in-process workers only: a runtime must not cross the fork; see `daemonkit::tokio`).
     pub fn run(self, worker: impl FnMut(u32) -> i32 + 'a) -> Result<Outcome> {
         self.run_with_status(worker).map(|(o, _)| o)
     }
@@ -333,6 +335,12 @@ impl<'a> Supervisor<'a> {
     ) -> Result<(Outcome, i32)> {
         if let Some(e) = self.error.take() {
             return Err(e);
+        }
+        // A tokio runtime must not cross the fork into in-process workers (see
+        // `daemonkit::tokio`): refused, EDEADLK. Exec'd workers replace their image at once.
+        #[cfg(feature = "tokio")]
+        if self.exec.is_none() {
+            crate::tokio::refuse_runtime_before_fork("supervisor")?;
         }
         let mut w: Box<WorkerBox> = Box::new(Box::new(worker));
         if self.exec.is_none() {
