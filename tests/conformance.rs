@@ -127,6 +127,34 @@ fn rust_example() {
     check(bin.to_str().unwrap(), "rust");
 }
 
+/// The tokio example (hyper 1.x), built here with the `tokio` feature into this test's own
+/// target dir (`cargo test` builds only the examples without required features).
+#[test]
+fn tokio_example() {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let target = profile_dir.parent().unwrap();
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "--quiet",
+        "--features",
+        "tokio",
+        "--example",
+        "dk-hello-tokio",
+    ])
+    .env("CARGO_TARGET_DIR", target)
+    .current_dir(root());
+    if profile_dir.file_name().is_some_and(|p| p == "release") {
+        cmd.arg("--release");
+    }
+    if !run(&mut cmd) {
+        return missing("cargo build --features tokio --example dk-hello-tokio failed");
+    }
+    let bin = profile_dir.join("examples/dk-hello-tokio");
+    check(bin.to_str().unwrap(), "rust-tokio");
+}
+
 #[test]
 fn perl_example() {
     let have = run(Command::new("perl").args([

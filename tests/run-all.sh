@@ -67,6 +67,9 @@ step "rustfmt" cargo fmt --check
 step "clippy (std)" cargo clippy --all-targets -- -D warnings
 step "clippy (the daemonkit command)" cargo clippy --all-targets --features cli -- -D warnings
 step "clippy (no_std core)" cargo clippy --no-default-features --lib -- -D warnings
+step "clippy (tokio feature)" cargo clippy --all-targets --features tokio -- -D warnings
+step "rustdoc: cargo doc -D warnings (std and tokio)" \
+    env RUSTDOCFLAGS="-D warnings" cargo doc --quiet --no-deps --features tokio
 step "no_std build" cargo build --quiet --no-default-features --lib
 # ---- Packaging (issue 15): ABI, versions and licences, man pages, the crate, make install
 # to a prefix (command, Perl dist, Zig consumer), the Debian packages (installed and purged).
@@ -81,11 +84,14 @@ step "Debian packages: make deb, lintian, dpkg -i, C and Perl against /usr, purg
 # tests/faults.rs (fault injection: fork refused, full disks, no /dev/null, readiness timeout,
 # upgrade steps killed, TERM ignored) runs here with the other integration tests.
 step "cargo test (unit, header, supervisor, processes, fault injection, quick starts)" \
-    cargo test -- --skip c_example --skip rust_example --skip perl_example --skip zig_example --skip suite_catches
+    cargo test -- --skip c_example --skip rust_example --skip tokio_example --skip perl_example --skip zig_example --skip suite_catches
 # The conformance suite prints one line per contract row per server: run it uncaptured, one
 # server at a time.
-step "conformance suite: C (shared, static), Rust, Perl, Zig; faulty variants caught" \
+step "conformance suite: C (shared, static), Rust, Rust with tokio, Perl, Zig; faulty variants caught" \
     cargo test --test conformance -- --nocapture --test-threads=1
+step "doctests that run (std and tokio)" cargo test --doc --features tokio
+step "tokio: quickstart-tokio (HUP, USR2, TERM as nobody), no runtime across a fork, AsyncSignals" \
+    cargo test --features tokio --test tokio -- --nocapture --test-threads=1
 step "C tests (static and shared, header, coverage)" make -s -C tests/c check
 step "C tests under valgrind" make -s -C tests/c valgrind
 step "Perl binding (prove)" env DAEMONKIT_LIB="$PWD/target/lib/libdaemonkit.so" prove -r bindings/perl/t
