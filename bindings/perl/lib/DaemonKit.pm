@@ -454,9 +454,9 @@ exit now> (then exit at once).
 
 =cut
 
-sub drop_privileges {
+sub privileges_drop {
     my ($user, $group) = @_;
-    _usage('drop_privileges: no user given') unless defined $user && length $user;
+    _usage('privileges_drop: no user given') unless defined $user && length $user;
     my $r = DaemonKit::FFI::dk_privileges_drop("$user", defined $group ? "$group" : undef, 0);
     if ($r >= 0) {
         # perl's require dies on an @INC directory it may not search (a 0700 checkout) instead
@@ -473,12 +473,22 @@ sub drop_privileges {
     _fail_op('dk_privileges_drop', $r, "drop privileges to '$user'");
 }
 
-sub privileges_drop { goto &drop_privileges }
-
 =pod
 
 After a successful C<privileges_drop>, C<@INC> keeps only the directories the new user may search, so a
 later C<require> does not die on a directory only root could read.
+
+=head2 drop_privileges
+
+    drop_privileges($user, $group);
+
+The older name of L</privileges_drop>: the same function.
+
+=cut
+
+sub drop_privileges { goto &privileges_drop }
+
+=pod
 
 =head2 user_lookup
 
@@ -1124,19 +1134,19 @@ C<dk_pidfile_open>/C<dk_pidfile_kill>: the same situation (C<-EBUSY>).
 
 =item DK_ERR_UNKNOWN_USER
 
-L</drop_privileges>: no such user (C<-ESRCH>).
+L</privileges_drop>: no such user (C<-ESRCH>).
 
 =item DK_ERR_UNKNOWN_GROUP
 
-L</drop_privileges>: no such group (C<-ENOENT>).
+L</privileges_drop>: no such group (C<-ENOENT>).
 
 =item DK_ERR_NOT_ROOT
 
-L</drop_privileges>: not running as root (C<-EPERM>).
+L</privileges_drop>: not running as root (C<-EPERM>).
 
 =item DK_ERR_VERIFY
 
-L</drop_privileges>: ids changed but did not verify; exit at once (C<-ENOTRECOVERABLE>).
+L</privileges_drop>: ids changed but did not verify; exit at once (C<-ENOTRECOVERABLE>).
 
 =item DK_RLIM_INFINITY
 
