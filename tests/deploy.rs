@@ -58,7 +58,7 @@ fn c_server() -> PathBuf {
 fn recipe(rel: &str, port: u16) -> String {
     let text = std::fs::read_to_string(root().join("docs/deploy").join(rel)).unwrap();
     let program = program().expect("python3").join(" ");
-    text.replace("/usr/bin/daemonkit", &bin().to_string())
+    text.replace("/usr/bin/daemonkit", bin())
         .replace("exec daemonkit run", &format!("exec {} run", bin()))
         .replace("command=daemonkit run", &format!("command={} run", bin()))
         .replace("/usr/local/bin/myapp", &program)
