@@ -25,6 +25,7 @@ import resource
 import secrets
 import shlex
 import shutil
+import select
 import signal
 import socket
 import subprocess
@@ -514,7 +515,7 @@ class Ctx:
             env.update(extra)
         return env
 
-    def spawn(self, argv, env_extra=None, user=None):
+    def spawn(self, argv, env_extra=None, user=None, pass_fds=()):
         """Start ARGV as our child, stdout/stderr to files (as USER, a uid, when
         given: root only).  Returns the Popen with .out_path/.err_path."""
         self.nrun += 1
@@ -524,7 +525,8 @@ class Ctx:
             self.log(f"spawn: {shlex.join(argv)}")
             ids = {} if user is None else {"user": user, "group": user, "extra_groups": []}
             p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
-                                 env=self.env(env_extra), close_fds=True, **ids)
+                                 env=self.env(env_extra), close_fds=True,
+                                 pass_fds=pass_fds, **ids)
         p.out_path, p.err_path = out_path, err_path
         self.popens.append(p)
         self.learn(p.pid)
@@ -1767,6 +1769,52 @@ def row_listen_port0(c):
         rc = None
     return verdict(problems, f"'listening on 127.0.0.1:{port}' on {'stderr' if on_stderr else 'stdout'}; "
                              f"GET / {resp.status if resp else '-'}; TERM -> exit {rc}")
+
+
+@row("notify-fd", bound=30.0)
+def row_notify_fd(c):
+    """s6's readiness protocol (--notify-fd N): nothing on fd N until the server answers
+    HTTP, then one newline and the fd closed (EOF). With 2 workers: after all are ready."""
+    r, w = os.pipe()
+    c.defer(lambda: os.close(r))
+    port = free_port()
+    c.step(f"starting with --notify-fd {w}")
+    p = c.spawn(c.cmd + ["--notify-fd", str(w), "--listen", f"127.0.0.1:{port}", "-w", "2"],
+                pass_fds=(w,))
+    os.close(w)
+    c.learn(p.pid)
+    got, t0, early = b"", time.monotonic(), None
+    while time.monotonic() - t0 < 15.0:
+        ready, _, _ = select.select([r], [], [], 0.05)
+        if not ready:
+            if p.poll() is not None:
+                break
+            continue
+        chunk = os.read(r, 64)
+        if not chunk:
+            break  # EOF: every copy of fd N closed
+        if not got:
+            # The newline arrived: the server must answer now.
+            try:
+                resp = http_get(port, "/", timeout=2.0)
+                early = None if resp.status == 200 else f"GET / answered {resp.short()}"
+            except Exception as e:
+                early = f"GET / right after the newline failed: {type(e).__name__}: {e}"
+        got += chunk
+    took = ms_since(t0)
+    problems = []
+    need(got == b"\n", problems, f"fd {w} got {got!r} (want one newline, then EOF)")
+    need(early is None, problems, early or "")
+    kids = c.kids(p.pid)
+    need(len(kids) == 2, problems, f"workers {kids} (want 2)")
+    c.signal(p.pid, signal.SIGTERM)
+    try:
+        rc = p.wait(10.0)
+    except subprocess.TimeoutExpired:
+        rc = None
+    need(rc == 0, problems, f"exit status {rc} after TERM (want 0)")
+    return verdict(problems, f"--notify-fd {w}: {got!r} then EOF after {took} ms, GET / 200 at "
+                             f"that moment; workers {kids}; TERM -> exit {rc}")
 
 
 def voluntary_switches(pid):
