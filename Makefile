@@ -27,7 +27,7 @@ lib: $(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a
 # the .so (version script packaging/libdaemonkit.map, soname libdaemonkit.so.0) from it.
 $(OUT)/libdaemonkit.so $(OUT)/libdaemonkit.a: Cargo.toml $(wildcard src/*.rs src/*/*.rs src/*/*/*.rs) \
 		packaging/link-capi.sh packaging/libdaemonkit.map
-	CARGO_TARGET_DIR=$(CAPI_TARGET) cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib
+	CARGO_TARGET_DIR=$(CAPI_TARGET) cargo rustc --quiet --release --no-default-features --lib --crate-type staticlib -- -C opt-level=z
 	packaging/link-capi.sh $(CAPI_TARGET)/release/libdaemonkit.a $(OUT) $(VERSION)
 
 demo: lib

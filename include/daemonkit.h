@@ -137,6 +137,16 @@
 #define DK_ERR_VERIFY -131
 
 /**
+ * `dk_privileges_drop_caps`: set `PR_SET_NO_NEW_PRIVS` after the drop.
+ */
+#define DK_PRIVILEGES_NO_NEW_PRIVS 1
+
+/**
+ * `dk_privileges_drop_caps`: drop every capability that is not kept from the bounding set.
+ */
+#define DK_PRIVILEGES_DROP_BOUNDING 2
+
+/**
  * `RLIM_INFINITY` as `dk_rlimit_*` report and accept it.
  */
 #define DK_RLIM_INFINITY UINT64_MAX
@@ -684,7 +694,8 @@ int dk_pidfile_kill(const char *path,
  * number; NULL: the user's primary group), then `setgroups` to the user's supplementary
  * groups (as initgroups), `setresgid`, `setresuid`, in that order, and verifies that the
  * real, effective and saved ids are all the target, that the supplementary groups are
- * exactly the target's, and that `setuid(0)` fails. `flags` must be 0.
+ * exactly the target's, and that `setuid(0)` fails. `flags`: those of
+ * `dk_privileges_drop_caps` (0: none); no capability is kept.
  *
  * Returns 0 (also when already running exactly as the target without root). Errors:
  * `DK_ERR_UNKNOWN_USER` (-ESRCH), `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `DK_ERR_NOT_ROOT`
@@ -703,6 +714,34 @@ int dk_pidfile_kill(const char *path,
  * hold; without root it is `DK_ERR_NOT_ROOT` like any other user).
  */
 int dk_privileges_drop(const char *user, const char *group, uint32_t flags);
+
+/**
+ * `dk_privileges_drop`, keeping the capabilities in `keep` (bit N = capability N, the
+ * `CAP_*` numbers of `<linux/capability.h>`; see `dk_cap_from_name`) across the switch:
+ * `PR_SET_KEEPCAPS` before `setresuid`, then `capset` (permitted = effective = inheritable
+ * = `keep`) and each raised in the ambient set, so they survive `execve` (`dk_reexec`,
+ * `dk_upgrade`, a worker that execs). `flags`: `DK_PRIVILEGES_NO_NEW_PRIVS` (then
+ * `PR_SET_NO_NEW_PRIVS`), `DK_PRIVILEGES_DROP_BOUNDING` (every other capability leaves the
+ * bounding set too, before the switch). Then verified: besides `dk_privileges_drop`'s
+ * checks, `capget` and `/proc/self/status` (`CapPrm`, `CapEff`, `CapAmb`, `CapInh`,
+ * `CapBnd` with DROP_BOUNDING, `NoNewPrivs`) must show exactly that, else
+ * `DK_ERR_VERIFY` (exit!).
+ *
+ * `-EINVAL`, nothing changed: unknown flags, a capability the kernel does not have, or
+ * `SETUID`, `SETGID`, `SETPCAP` in `keep` (each would undo the drop). Already running as
+ * exactly the target without root (a re-exec'd or upgraded image): `no_new_privs` is set
+ * again if asked and the capabilities are verified to be exactly `keep`, else
+ * `DK_ERR_NOT_ROOT` (capabilities cannot be gained). With `keep` 0 and `flags` 0 this is
+ * `dk_privileges_drop`.
+ */
+int dk_privileges_drop_caps(const char *user, const char *group, uint32_t flags, uint64_t keep);
+
+/**
+ * The number of the capability named `name` (`"NET_BIND_SERVICE"`, `"cap_net_raw"`: the
+ * `CAP_` prefix optional, any case), for `dk_privileges_drop_caps`'s `keep` (`1ULL << n`).
+ * `-EINVAL` for NULL or an unknown name.
+ */
+int dk_cap_from_name(const char *name);
 
 /**
  * Resolves a user name or number to its uid and primary gid (either out-pointer may be

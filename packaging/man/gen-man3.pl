@@ -34,7 +34,7 @@ my @AREAS = (
     [privileges => 'drop root privileges for good',
         'Resolve users and groups and drop privileges in the safe order (supplementary groups, '
       . 'gid, uid), then verify the switch cannot be undone.',
-        qr/^dk_(privileges_drop|user_lookup|group_lookup)$/, qr/^DK_ERR_/],
+        qr/^dk_(privileges_drop|privileges_drop_caps|cap_from_name|user_lookup|group_lookup)$/, qr/^DK_(ERR_|PRIVILEGES_)/],
     [rlimit     => 'resource limits',
         'Read and set resource limits; raise the open-file limit; disable core dumps.',
         qr/^dk_rlimit_/, qr/^DK_RLIM(IT)?_/],

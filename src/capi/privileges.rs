@@ -20,7 +20,8 @@ pub const DK_ERR_VERIFY: c_int = -131;
 /// number; NULL: the user's primary group), then `setgroups` to the user's supplementary
 /// groups (as initgroups), `setresgid`, `setresuid`, in that order, and verifies that the
 /// real, effective and saved ids are all the target, that the supplementary groups are
-/// exactly the target's, and that `setuid(0)` fails. `flags` must be 0.
+/// exactly the target's, and that `setuid(0)` fails. `flags`: those of
+/// `dk_privileges_drop_caps` (0: none); no capability is kept.
 ///
 /// Returns 0 (also when already running exactly as the target without root). Errors:
 /// `DK_ERR_UNKNOWN_USER` (-ESRCH), `DK_ERR_UNKNOWN_GROUP` (-ENOENT), `DK_ERR_NOT_ROOT`
@@ -43,9 +44,39 @@ pub unsafe extern "C" fn dk_privileges_drop(
     group: *const c_char,
     flags: u32,
 ) -> c_int {
-    if flags != 0 {
-        return -libc::EINVAL;
-    }
+    // SAFETY: forwarded contract.
+    unsafe { dk_privileges_drop_caps(user, group, flags, 0) }
+}
+
+/// `dk_privileges_drop_caps`: set `PR_SET_NO_NEW_PRIVS` after the drop.
+pub const DK_PRIVILEGES_NO_NEW_PRIVS: u32 = 1;
+/// `dk_privileges_drop_caps`: drop every capability that is not kept from the bounding set.
+pub const DK_PRIVILEGES_DROP_BOUNDING: u32 = 2;
+
+/// `dk_privileges_drop`, keeping the capabilities in `keep` (bit N = capability N, the
+/// `CAP_*` numbers of `<linux/capability.h>`; see `dk_cap_from_name`) across the switch:
+/// `PR_SET_KEEPCAPS` before `setresuid`, then `capset` (permitted = effective = inheritable
+/// = `keep`) and each raised in the ambient set, so they survive `execve` (`dk_reexec`,
+/// `dk_upgrade`, a worker that execs). `flags`: `DK_PRIVILEGES_NO_NEW_PRIVS` (then
+/// `PR_SET_NO_NEW_PRIVS`), `DK_PRIVILEGES_DROP_BOUNDING` (every other capability leaves the
+/// bounding set too, before the switch). Then verified: besides `dk_privileges_drop`'s
+/// checks, `capget` and `/proc/self/status` (`CapPrm`, `CapEff`, `CapAmb`, `CapInh`,
+/// `CapBnd` with DROP_BOUNDING, `NoNewPrivs`) must show exactly that, else
+/// `DK_ERR_VERIFY` (exit!).
+///
+/// `-EINVAL`, nothing changed: unknown flags, a capability the kernel does not have, or
+/// `SETUID`, `SETGID`, `SETPCAP` in `keep` (each would undo the drop). Already running as
+/// exactly the target without root (a re-exec'd or upgraded image): `no_new_privs` is set
+/// again if asked and the capabilities are verified to be exactly `keep`, else
+/// `DK_ERR_NOT_ROOT` (capabilities cannot be gained). With `keep` 0 and `flags` 0 this is
+/// `dk_privileges_drop`.
+#[no_mangle]
+pub unsafe extern "C" fn dk_privileges_drop_caps(
+    user: *const c_char,
+    group: *const c_char,
+    flags: u32,
+    keep: u64,
+) -> c_int {
     // SAFETY: user/group are NULL or C strings.
     let u = match unsafe { sys::cstr_arg(user, 256) } {
         Ok(u) => u,
@@ -60,7 +91,19 @@ pub unsafe extern "C" fn dk_privileges_drop(
             Err(e) => return e.to_c(),
         }
     };
-    ret(privileges::drop_to(u, g))
+    ret(privileges::drop_caps(u, g, keep, flags))
+}
+
+/// The number of the capability named `name` (`"NET_BIND_SERVICE"`, `"cap_net_raw"`: the
+/// `CAP_` prefix optional, any case), for `dk_privileges_drop_caps`'s `keep` (`1ULL << n`).
+/// `-EINVAL` for NULL or an unknown name.
+#[no_mangle]
+pub unsafe extern "C" fn dk_cap_from_name(name: *const c_char) -> c_int {
+    // SAFETY: name is NULL or a C string.
+    match unsafe { sys::cstr_arg(name, 64) } {
+        Ok(n) => crate::imp::caps::from_name(n.to_bytes()).map_or(-libc::EINVAL, |c| c as c_int),
+        Err(e) => e.to_c(),
+    }
 }
 
 /// Resolves a user name or number to its uid and primary gid (either out-pointer may be

@@ -3,6 +3,7 @@
 //! API: the Rust layer wraps it with owned fds, `Result`s and builders.
 #![cfg_attr(not(feature = "std"), allow(dead_code))]
 
+pub(crate) mod caps;
 pub(crate) mod daemon;
 pub(crate) mod exec;
 pub(crate) mod fds;

@@ -17,6 +17,7 @@
 //! * uid 0 as the target: not a privilege drop, and the verification (`setuid(0)` must
 //!   fail) cannot hold.
 
+use crate::imp::caps;
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_char, c_int, CStr};
 
@@ -262,6 +263,17 @@ fn ids() -> ([libc::uid_t; 3], [libc::gid_t; 3]) {
 /// (when not already exactly the target), `ENOTRECOVERABLE` verification failed after the
 /// switch (exit!).
 pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
+    drop_caps(user, group, 0, 0)
+}
+
+/// [`drop_to`], keeping the capabilities in `keep` (bit N: capability N) in the permitted,
+/// effective, inheritable and ambient sets, with `flags` (`caps::NO_NEW_PRIVS`,
+/// `caps::DROP_BOUNDING`); see [`crate::imp::caps`]. Verified: the process then holds
+/// exactly `keep`. `EINVAL` for a set that cannot be kept or unknown flags (nothing
+/// changed). Already running as exactly the target without root (after a re-exec), the
+/// capabilities must already be exactly `keep` (`EPERM` otherwise: they cannot be gained).
+pub fn drop_caps(user: &CStr, group: Option<&CStr>, keep: u64, flags: u32) -> Res<()> {
+    caps::check(keep, flags)?;
     let gid = match group {
         Some(g) => Some(lookup_group(g)?),
         None => None,
@@ -287,11 +299,13 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
         let already = uids.iter().all(|&x| x == u.uid)
             && gids.iter().all(|&x| x == gid)
             && same_set(&have[..nhave], &want[..nwant]);
-        return if already {
-            Ok(())
-        } else {
-            Err(Errno(ERR_NOT_ROOT))
-        };
+        if !already {
+            return Err(Errno(ERR_NOT_ROOT));
+        }
+        // After a re-exec or an upgrade: the capabilities came through execve (ambient);
+        // no_new_privs may be set again; what cannot be gained is not claimed.
+        caps::after_setuid(0, flags)?;
+        return caps::verify(keep, flags).map_err(|_| Errno(ERR_NOT_ROOT));
     }
 
     // As root, uid 0 as the target would "succeed" with nothing dropped, and setuid(0)
@@ -310,21 +324,35 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
         }
     };
 
+    // The bounding set and KEEPCAPS (undone below if a later step fails before the switch).
+    let undo_keepcaps = || {
+        // SAFETY: prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0u64, 0u64, 0u64, 0u64) };
+    };
+    if let Err(e) = caps::before_setuid(keep, flags) {
+        undo_keepcaps();
+        return Err(e);
+    }
     // SAFETY: want holds nwant valid gids.
     if let Err(e) = sys::cvt(unsafe { libc::setgroups(nwant, want.as_ptr()) }) {
+        undo_keepcaps();
         restore(&saved[..nsaved]);
         return Err(e);
     }
     // SAFETY: plain integer arguments.
     if let Err(e) = sys::cvt(unsafe { libc::setresgid(gid, gid, gid) }) {
+        undo_keepcaps();
         restore(&saved[..nsaved]);
         return Err(e);
     }
     // SAFETY: plain integer arguments.
     if let Err(e) = sys::cvt(unsafe { libc::setresuid(u.uid, u.uid, u.uid) }) {
+        undo_keepcaps();
         restore(&saved[..nsaved]);
         return Err(e);
     }
+    // The ids changed: from here on a failure is a failed verification (exit!).
+    caps::after_setuid(keep, flags).map_err(|_| Errno(ERR_VERIFY))?;
 
     // Verify.
     let (uids, gids) = ids();
@@ -340,5 +368,5 @@ pub fn drop_to(user: &CStr, group: Option<&CStr>) -> Res<()> {
     if unsafe { libc::setuid(0) } == 0 {
         return Err(Errno(ERR_VERIFY));
     }
-    Ok(())
+    caps::verify(keep, flags)
 }

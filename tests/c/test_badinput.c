@@ -144,7 +144,14 @@ static void test_privileges(void)
     if (pid == 0) {
         CHECK_ERR(dk_privileges_drop(NULL, NULL, 0), EINVAL);
         CHECK_ERR(dk_privileges_drop(NULL, "nogroup", 0), EINVAL);
-        CHECK_ERR(dk_privileges_drop("nobody", "nogroup", 1), EINVAL);
+        CHECK_ERR(dk_privileges_drop("nobody", "nogroup", 4), EINVAL); /* unknown flag */
+        CHECK_ERR(dk_privileges_drop_caps(NULL, NULL, 0, 0), EINVAL);
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0x80000000u, 0), EINVAL);
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, ~0ull), EINVAL);
+        CHECK_ERR(dk_privileges_drop_caps(long_name, NULL, 0, 0), ENAMETOOLONG);
+        CHECK_ERR(dk_cap_from_name(NULL), EINVAL);
+        CHECK_ERR(dk_cap_from_name(""), EINVAL);
+        CHECK_ERR(dk_cap_from_name(long_path), ENAMETOOLONG);
         CHECK_ERR(dk_privileges_drop("nobody", NULL, 0x80000000u), EINVAL);
         CHECK_ERR(dk_privileges_drop(long_name, NULL, 0), ENAMETOOLONG);
         CHECK_ERR(dk_privileges_drop("nobody", long_name, 0), ENAMETOOLONG);

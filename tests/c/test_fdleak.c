@@ -700,6 +700,21 @@ static void test_privileges(void)
         dk_test_child_exit(0);
     }
     CHECK_CHILD_OK(pid);
+    /* Keeping a capability: /proc/self/status and cap_last_cap are read and closed. */
+    pid = dk_test_fork();
+    if (pid == 0) {
+        static struct fdset before;
+        fds_take(&before);
+        CHECK_EQ(dk_cap_from_name("NET_BIND_SERVICE"), 10);
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 7), EINVAL);
+        CHECK_FDS(&before, "dk_privileges_drop_caps error paths");
+        CHECK_EQ(dk_privileges_drop_caps("nobody", "nogroup", DK_PRIVILEGES_NO_NEW_PRIVS, 1ull << 10), 0);
+        CHECK_FDS(&before, "dk_privileges_drop_caps");
+        CHECK_EQ(dk_privileges_drop_caps("nobody", "nogroup", DK_PRIVILEGES_NO_NEW_PRIVS, 1ull << 10), 0);
+        CHECK_FDS(&before, "dk_privileges_drop_caps as nobody (verified again)");
+        dk_test_child_exit(0);
+    }
+    CHECK_CHILD_OK(pid);
 }
 
 /* ---- fds and logs --------------------------------------------------------------------- */

@@ -6,7 +6,10 @@
 
 #include <daemonkit.h>
 
+#include <arpa/inet.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdint.h>
 
 /* The value of a /proc/self/status line ("Uid:" ...), tabs/spaces normalised to one
@@ -98,6 +101,73 @@ int main(void)
     if (pid == 0) {
         CHECK_EQ(dk_privileges_drop("nobody", "nogroup", 0), 0);
         check_is_nobody();
+        dk_test_child_exit(0);
+    }
+    CHECK_CHILD_OK(pid);
+
+    /* Capabilities kept across the drop (issue 16): NET_BIND_SERVICE in permitted,
+     * effective, inheritable and ambient, no_new_privs, the bounding set cut down to it. */
+    pid = start_case("keep NET_BIND_SERVICE, no_new_privs, bounding");
+    if (pid == 0) {
+        char v[256];
+        int cap = dk_cap_from_name("NET_BIND_SERVICE");
+        struct sockaddr_in a;
+        int s;
+        CHECK_EQ(cap, 10);
+        CHECK_EQ(dk_cap_from_name("cap_net_bind_service"), 10);
+        CHECK_EQ(dk_privileges_drop_caps("nobody", "nogroup",
+                                         DK_PRIVILEGES_NO_NEW_PRIVS | DK_PRIVILEGES_DROP_BOUNDING,
+                                         1ull << cap), 0);
+        check_is_nobody();
+        CHECK_STREQ(status_line("CapPrm:", v, sizeof v), "0000000000000400");
+        CHECK_STREQ(status_line("CapEff:", v, sizeof v), "0000000000000400");
+        CHECK_STREQ(status_line("CapInh:", v, sizeof v), "0000000000000400");
+        CHECK_STREQ(status_line("CapAmb:", v, sizeof v), "0000000000000400");
+        CHECK_STREQ(status_line("CapBnd:", v, sizeof v), "0000000000000400");
+        CHECK_STREQ(status_line("NoNewPrivs:", v, sizeof v), "1");
+        /* Port 80 on 127.0.0.1 binds (nobody, with the capability). */
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons(80);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        CHECK_EQ(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+        close(s);
+        dk_test_child_exit(0);
+    }
+    CHECK_CHILD_OK(pid);
+
+    pid = start_case("no capability kept: port 80 refused");
+    if (pid == 0) {
+        char v[256];
+        struct sockaddr_in a;
+        int s;
+        CHECK_EQ(dk_privileges_drop("nobody", "nogroup", 0), 0);
+        check_is_nobody();
+        CHECK_STREQ(status_line("CapEff:", v, sizeof v), "0000000000000000");
+        CHECK_STREQ(status_line("CapAmb:", v, sizeof v), "0000000000000000");
+        s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_port = htons(80);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        errno = 0;
+        CHECK(bind(s, (struct sockaddr *)&a, sizeof a) != 0 && errno == EACCES);
+        close(s);
+        dk_test_child_exit(0);
+    }
+    CHECK_CHILD_OK(pid);
+
+    pid = start_case("capabilities that undo the drop are refused");
+    if (pid == 0) {
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 7), EINVAL); /* SETUID */
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 6), EINVAL); /* SETGID */
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 8), EINVAL); /* SETPCAP */
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 63), EINVAL);
+        CHECK_ERR(dk_privileges_drop_caps("nobody", NULL, 4, 0), EINVAL);
+        CHECK_ERR(dk_cap_from_name("NO_SUCH_CAP"), EINVAL);
+        CHECK_ERR(dk_cap_from_name(NULL), EINVAL);
+        check_unchanged();
         dk_test_child_exit(0);
     }
     CHECK_CHILD_OK(pid);

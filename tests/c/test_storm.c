@@ -365,6 +365,8 @@ static void round_basics(void)
     CHECK_EQ(C(dk_group_lookup("nogroup", &gid)), 0);
     CHECK_EQ(gid, 65534);
     CHECK_EQ(C(dk_group_lookup("no-such-group-dk", &gid)), DK_ERR_UNKNOWN_GROUP);
+    CHECK_EQ(C(dk_cap_from_name("NET_BIND_SERVICE")), 10);
+    CHECK_ERR(C(dk_privileges_drop_caps("nobody", NULL, 0, 1ull << 7)), EINVAL);
 
     fd = open("/dev/null", O_RDONLY);
     CHECK_EQ(C(dk_fd_set_cloexec(fd, 1)), 0);
