@@ -233,6 +233,32 @@ fn main() {
             std::process::exit(1);
         }
     }
+    // DK_USER (DK_GROUP, DK_CAPS=NAME,NAME, DK_NNP): the privilege drop, keeping those
+    // capabilities; again in a re-exec'd or upgraded image (then it verifies they came
+    // through). DK_TRY_BIND=ADDR: then try to bind ADDR and say how it went.
+    if let Some(user) = env("DK_USER") {
+        use daemonkit::privileges::{drop_caps, Capabilities, DropFlags};
+        let caps = env("DK_CAPS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(|n| Capabilities::parse_name(n).expect("DK_CAPS: a capability name"))
+            .fold(Capabilities::empty(), |a, b| a | b);
+        let mut flags = DropFlags::empty();
+        flags.set(DropFlags::NO_NEW_PRIVS, env("DK_NNP").is_some());
+        if let Err(e) = drop_caps(&user, env("DK_GROUP").as_deref(), caps, flags) {
+            let msg = format!("{e}");
+            let _ = daemonkit::daemon::fail(1, &msg);
+            eprintln!("{msg}");
+            std::process::exit(1);
+        }
+        if let Some(addr) = env("DK_TRY_BIND") {
+            match TcpListener::bind(&addr) {
+                Ok(_) => eprintln!("try-bind {addr}: ok"),
+                Err(e) => eprintln!("try-bind {addr}: {e}"),
+            }
+        }
+    }
     let delay = match role {
         Role::Upgrade => env("DK_UPGRADE_DELAY_MS"),
         _ => env("DK_START_DELAY_MS"),

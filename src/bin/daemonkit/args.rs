@@ -39,6 +39,10 @@ pub struct Config {
     pub graceful: Duration,
     pub user: Option<String>,
     pub group: Option<String>,
+    /// `--cap NAME`: capabilities kept across the privilege drop.
+    pub caps: daemonkit::privileges::Capabilities,
+    /// `--no-new-privs`, `--drop-bounding`.
+    pub drop_flags: daemonkit::privileges::DropFlags,
     pub chdir: Option<PathBuf>,
     pub umask: Option<u32>,
     pub log: Option<PathBuf>,
@@ -80,6 +84,8 @@ impl Default for Config {
             graceful: Duration::from_secs(30),
             user: None,
             group: None,
+            caps: daemonkit::privileges::Capabilities::empty(),
+            drop_flags: daemonkit::privileges::DropFlags::empty(),
             chdir: None,
             umask: None,
             log: None,
@@ -280,6 +286,22 @@ pub fn parse_run(
             "--graceful-timeout" => c.graceful = seconds(&opt, &a.value(&opt, inline)?)?,
             "--user" | "-u" => c.user = Some(a.value(&opt, inline)?),
             "--group" | "-g" => c.group = Some(a.value(&opt, inline)?),
+            "--cap" => {
+                let v = a.value(&opt, inline)?;
+                for name in v.split(',') {
+                    match daemonkit::privileges::Capabilities::parse_name(name.trim()) {
+                        Some(cap) => c.caps |= cap,
+                        None => {
+                            return Err(format!(
+                                "{opt}: '{name}' is not a capability name (NET_BIND_SERVICE, \
+                                 NET_RAW, ...: capabilities(7) without CAP_)"
+                            ))
+                        }
+                    }
+                }
+            }
+            "--no-new-privs" => c.drop_flags |= daemonkit::privileges::DropFlags::NO_NEW_PRIVS,
+            "--drop-bounding" => c.drop_flags |= daemonkit::privileges::DropFlags::DROP_BOUNDING,
             "--chdir" => c.chdir = Some(absolute(&opt, &a.value(&opt, inline)?)?),
             "--umask" => {
                 let v = a.value(&opt, inline)?;
@@ -330,6 +352,9 @@ pub fn parse_run(
     }
     if c.group.is_some() && c.user.is_none() {
         return Err("--group needs --user".into());
+    }
+    if (!c.caps.is_empty() || !c.drop_flags.is_empty()) && c.user.is_none() {
+        return Err("--cap, --no-new-privs and --drop-bounding go with --user".into());
     }
     if c.once && c.workers != 1 {
         return Err("--once runs one copy of PROGRAM: no -w N".into());
@@ -401,6 +426,7 @@ const TAKES_VALUE: &[&str] = &[
     "-u",
     "--group",
     "-g",
+    "--cap",
     "--chdir",
     "--umask",
     "--log",

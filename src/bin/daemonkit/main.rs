@@ -85,6 +85,12 @@ usage: daemonkit run [options] -- PROGRAM [ARGS...]
       --graceful-timeout SECS  on TERM, how long PROGRAM may drain before KILL (default 30)
       --user USER         drop privileges to USER (and its groups) before starting PROGRAM
       --group GROUP       the primary group (default: USER's)
+      --cap NAME[,NAME]   with --user: keep these capabilities (NET_BIND_SERVICE,
+                          NET_RAW, ...; repeatable) for daemonkit and PROGRAM (ambient:
+                          they survive exec); verified after the drop
+      --no-new-privs      with --user: PR_SET_NO_NEW_PRIVS (no setuid binary or file
+                          capability gives anything back)
+      --drop-bounding     with --user: every capability not kept leaves the bounding set
       --chdir DIR         working directory (default: / with -D, unchanged otherwise)
       --umask OCTAL       umask (default: unchanged)
       --log FILE          append daemonkit's and PROGRAM's stdout/stderr to FILE;
@@ -441,7 +447,8 @@ fn settle(
         rlimit::disable_core().map_err(|e| e.to_string())?;
     }
     if let Some(user) = &cfg.user {
-        privileges::drop(user, cfg.group.as_deref()).map_err(|e| format!("--user {user}: {e}"))?;
+        privileges::drop_caps(user, cfg.group.as_deref(), cfg.caps, cfg.drop_flags)
+            .map_err(|e| format!("--user {user}: {e}"))?;
         // What the workers execute must be reachable by that user.
         for p in [r.exe.as_path(), r.program.as_path()] {
             executable_now(p)
