@@ -42,6 +42,8 @@ use constant {
     DK_LOG_STDOUT               => 1,
     DK_LOG_STDERR               => 2,
     DK_SIGNAL_NO_RESTART        => 1,
+    DK_PRIVILEGES_NO_NEW_PRIVS  => 1,
+    DK_PRIVILEGES_DROP_BOUNDING => 2,
     DK_LISTEN_REUSEPORT         => 1,
     DK_LISTEN_INHERIT           => 2,
     DK_LISTEN_FDS_UNSET         => 1,
@@ -84,6 +86,7 @@ our @CONSTANTS = qw(
     DK_VERSION DK_VERSION_MAJOR DK_PIDFILE_RUNNING DK_PIDFILE_STALE
     DK_PIDFILE_FOREIGN DK_ERR_PIDFILE_FOREIGN
     DK_ERR_UNKNOWN_USER DK_ERR_UNKNOWN_GROUP DK_ERR_NOT_ROOT DK_ERR_VERIFY
+    DK_PRIVILEGES_NO_NEW_PRIVS DK_PRIVILEGES_DROP_BOUNDING
     DK_RLIM_INFINITY DK_RLIMIT_CORE DK_RLIMIT_NPROC DK_RLIMIT_NOFILE DK_RLIMIT_AS
     DK_LOG_STDOUT DK_LOG_STDERR DK_SIGNAL_NO_RESTART DK_LISTEN_REUSEPORT DK_LISTEN_INHERIT
     DK_LISTEN_FDS_UNSET DK_LISTEN_FDS_START
@@ -101,7 +104,7 @@ our @CONSTANTS = qw(
 our @FUNCTIONS = qw(
     version version_string strerror
     daemonize ready fail
-    privileges_drop drop_privileges user_lookup group_lookup
+    privileges_drop privileges_drop_caps cap_from_name drop_privileges user_lookup group_lookup
     rlimit_get rlimit_set rlimit_nofile rlimit_disable_core
     fd_set_cloexec fd_close_from log_open log_reopen
     signal_open signal_next signal_wait signal_close signal_reset_child
@@ -477,6 +480,68 @@ sub privileges_drop {
 
 After a successful C<privileges_drop>, C<@INC> keeps only the directories the new user may search, so a
 later C<require> does not die on a directory only root could read.
+
+=head2 privileges_drop_caps
+
+    privileges_drop_caps($user, $group, {
+        keep => ['NET_BIND_SERVICE'],   # capability names, CAP_ optional, any case
+        no_new_privs => 1,              # PR_SET_NO_NEW_PRIVS
+        drop_bounding => 1,             # the others leave the bounding set too
+    });
+
+L</privileges_drop>, keeping the named capabilities across the switch (permitted,
+effective, inheritable and ambient, so they survive C<exec>: a re-exec, an upgrade, a
+worker that execs), then verified from C<capget> and F</proc/self/status> that the process
+holds exactly them (C<dk_privileges_drop_caps>). Croaks C<unknown capability 'X'> for a
+name C<cap_from_name> does not know, and C<drop privileges to 'www': cannot keep
+SETUID, SETGID or SETPCAP (they undo the drop)> for those (C<-EINVAL>, nothing changed);
+otherwise as L</privileges_drop>.
+
+=cut
+
+sub privileges_drop_caps {
+    my ($user, $group, $opt) = @_;
+    _usage('privileges_drop_caps: no user given') unless defined $user && length $user;
+    $opt //= {};
+    _usage('privileges_drop_caps: options must be a hash reference') unless ref $opt eq 'HASH';
+    my $keep = 0;
+    for my $name (@{ $opt->{keep} // [] }) {
+        my $n = DaemonKit::FFI::dk_cap_from_name("$name");
+        _throw('dk_cap_from_name', $n, "unknown capability '$name'") if $n < 0;
+        $keep |= 1 << $n;
+    }
+    my $flags = ($opt->{no_new_privs} ? DK_PRIVILEGES_NO_NEW_PRIVS : 0)
+              | ($opt->{drop_bounding} ? DK_PRIVILEGES_DROP_BOUNDING : 0);
+    my $r = DaemonKit::FFI::dk_privileges_drop_caps("$user", defined $group ? "$group" : undef, $flags, $keep);
+    if ($r >= 0) {
+        @INC = grep { ref($_) || (-d $_ && -r _ && -x _) } @INC;
+        return 1;
+    }
+    _throw('dk_privileges_drop_caps', $r, "drop privileges to '$user': cannot keep SETUID, SETGID or SETPCAP (they undo the drop), or a capability this kernel lacks")
+        if $r == -Errno::EINVAL() && $keep;
+    _throw('dk_privileges_drop_caps', $r, "unknown user '$user'")  if $r == DK_ERR_UNKNOWN_USER;
+    _throw('dk_privileges_drop_caps', $r, "unknown group '$group'") if $r == DK_ERR_UNKNOWN_GROUP && defined $group;
+    _throw('dk_privileges_drop_caps', $r, "drop privileges to '$user': not running as root") if $r == DK_ERR_NOT_ROOT;
+    _throw('dk_privileges_drop_caps', $r, "drop privileges to '$user': ids changed but did not verify; exit now") if $r == DK_ERR_VERIFY;
+    _fail_op('dk_privileges_drop_caps', $r, "drop privileges to '$user'");
+}
+
+=head2 cap_from_name
+
+    my $n = cap_from_name('NET_BIND_SERVICE');   # 10
+
+The number of a capability (C<dk_cap_from_name>: the C<CAP_> prefix optional, any case);
+croaks C<unknown capability 'X'>.
+
+=cut
+
+sub cap_from_name {
+    my ($name) = @_;
+    _usage('cap_from_name: no name given') unless defined $name;
+    my $n = DaemonKit::FFI::dk_cap_from_name("$name");
+    _throw('dk_cap_from_name', $n, "unknown capability '$name'") if $n < 0;
+    return $n;
+}
 
 =head2 drop_privileges
 
@@ -1147,6 +1212,14 @@ L</privileges_drop>: not running as root (C<-EPERM>).
 =item DK_ERR_VERIFY
 
 L</privileges_drop>: ids changed but did not verify; exit at once (C<-ENOTRECOVERABLE>).
+
+=item DK_PRIVILEGES_NO_NEW_PRIVS
+
+L</privileges_drop_caps>: C<PR_SET_NO_NEW_PRIVS> after the drop.
+
+=item DK_PRIVILEGES_DROP_BOUNDING
+
+L</privileges_drop_caps>: every capability not kept leaves the bounding set too.
 
 =item DK_RLIM_INFINITY
 

@@ -61,6 +61,35 @@ SKIP: {
     like($r{perl}, qr/^$nuid $nuid $ngid /, "Perl sees uid $nuid too ($r{perl})");
 }
 
+# Capabilities kept across the drop (dk_privileges_drop_caps): port 80 binds as nobody.
+is(cap_from_name('NET_BIND_SERVICE'), 10, 'cap_from_name');
+is(cap_from_name('cap_net_raw'), 13, 'cap_from_name: CAP_ prefix, lower case');
+eval { cap_from_name('NO_SUCH_CAP') };
+is($@ && $@->message, "unknown capability 'NO_SUCH_CAP'", 'unknown capability');
+SKIP: {
+    if ($> != 0) {
+        if (($ENV{CI} // '') eq 'true') { fail('privileges_drop_caps needs root under CI=true'); last SKIP }
+        skip 'not running as root', 4;
+    }
+    skip "no user 'nobody' or group 'nogroup'", 4 unless getpwnam('nobody') && getgrnam('nogroup');
+    my ($out, $st) = in_child(sub {
+        my $bad = eval { privileges_drop_caps('nobody', 'nogroup', { keep => ['SETUID'] }); 'ok' } // $@->errno;
+        privileges_drop_caps('nobody', 'nogroup', { keep => ['NET_BIND_SERVICE'], no_new_privs => 1 });
+        my %s;
+        open my $fh, '<', "/proc/self/status" or die;
+        while (<$fh>) { $s{$1} = $2 if /^(CapEff|CapAmb|NoNewPrivs):\s*(.*?)\s*$/ }
+        require IO::Socket::INET;
+        my $l = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 80, Listen => 1, ReuseAddr => 1);
+        my $bind = $l ? 'bound' : "failed: $!";
+        return join "\n", "bad=$bad", "CapEff=$s{CapEff}", "CapAmb=$s{CapAmb}", "NoNewPrivs=$s{NoNewPrivs}", "bind=$bind";
+    });
+    is($st, 0, 'child exited cleanly') or diag($out);
+    my %r = map { /^(\w+)=(.*)$/ ? ($1, $2) : ($_, 1) } split /\n/, $out;
+    is($r{bad}, Errno::EINVAL(), 'SETUID cannot be kept (EINVAL, nothing changed)');
+    is("$r{CapEff} $r{CapAmb} $r{NoNewPrivs}", '0000000000000400 0000000000000400 1', 'exactly NET_BIND_SERVICE, ambient too; no_new_privs');
+    is($r{bind}, 'bound', '127.0.0.1:80 binds as nobody');
+}
+
 sub _groups_of {
     my ($user, $primary) = @_;
     my %g = ($primary => 1);

@@ -52,6 +52,8 @@ pub const c = struct {
     pub const DK_ERR_UNKNOWN_GROUP = -2;
     pub const DK_ERR_NOT_ROOT = -1;
     pub const DK_ERR_VERIFY = -131;
+    pub const DK_PRIVILEGES_NO_NEW_PRIVS: u32 = 1;
+    pub const DK_PRIVILEGES_DROP_BOUNDING: u32 = 2;
     pub const DK_RLIM_INFINITY = std.math.maxInt(u64);
     pub const DK_RLIMIT_CORE = 4;
     pub const DK_RLIMIT_NPROC = 6;
@@ -109,6 +111,8 @@ pub const c = struct {
     pub extern fn dk_pidfile_kill(path: ?[*:0]const u8, sig: c_int, pid_out: ?*i32) c_int;
 
     pub extern fn dk_privileges_drop(user: ?[*:0]const u8, group: ?[*:0]const u8, flags: u32) c_int;
+    pub extern fn dk_privileges_drop_caps(user: ?[*:0]const u8, group: ?[*:0]const u8, flags: u32, keep: u64) c_int;
+    pub extern fn dk_cap_from_name(name: ?[*:0]const u8) c_int;
     pub extern fn dk_user_lookup(user: ?[*:0]const u8, uid_out: ?*u32, gid_out: ?*u32) c_int;
     pub extern fn dk_group_lookup(group: ?[*:0]const u8, gid_out: ?*u32) c_int;
 
@@ -603,6 +607,32 @@ pub const privileges = struct {
     /// running as exactly that user. `error.UnknownUser`/`UnknownGroup`/`NotRoot`: nothing
     /// changed. `error.VerifyFailed`: exit at once.
     pub fn drop(user: []const u8, group: ?[]const u8, diag: ?*Diagnostics) Error!void {
+        return dropCaps(user, group, .{}, 0, diag);
+    }
+
+    /// How `dropCaps` drops (`DK_PRIVILEGES_*`).
+    pub const DropOptions = struct {
+        /// `PR_SET_NO_NEW_PRIVS` after the drop.
+        no_new_privs: bool = false,
+        /// Every capability not kept leaves the bounding set too.
+        drop_bounding: bool = false,
+    };
+
+    /// The number of the capability named `name` (`"NET_BIND_SERVICE"`, `"cap_net_raw"`),
+    /// for `dropCaps`'s `keep` (`@as(u64, 1) << n`); `dk_cap_from_name`.
+    pub fn capFromName(name: []const u8) Error!u6 {
+        var buf: [64]u8 = undefined;
+        const n = cstr(&buf, name) catch return error.InvalidArgument;
+        const rc = c.dk_cap_from_name(n);
+        if (rc < 0) return errorFromCode(rc);
+        return @intCast(rc);
+    }
+
+    /// `drop`, keeping the capabilities in `keep` (bit N: `CAP_*` number N) across the
+    /// switch, ambient so that they survive exec, then verified that the process holds
+    /// exactly them (`dk_privileges_drop_caps`). `error.InvalidArgument` (nothing changed)
+    /// for SETUID, SETGID, SETPCAP or a capability the kernel lacks.
+    pub fn dropCaps(user: []const u8, group: ?[]const u8, opts: DropOptions, keep: u64, diag: ?*Diagnostics) Error!void {
         var ubuf: [256]u8 = undefined;
         var gbuf: [256]u8 = undefined;
         const u = cstr(&ubuf, user) catch |e| return fill(diag, .privileges, user, e, 0);
@@ -610,7 +640,10 @@ pub const privileges = struct {
             (cstr(&gbuf, gr) catch |e| return fill(diag, .privileges, gr, e, 0))
         else
             null;
-        const rc = c.dk_privileges_drop(u, g, 0);
+        var flags: u32 = 0;
+        if (opts.no_new_privs) flags |= c.DK_PRIVILEGES_NO_NEW_PRIVS;
+        if (opts.drop_bounding) flags |= c.DK_PRIVILEGES_DROP_BOUNDING;
+        const rc = c.dk_privileges_drop_caps(u, g, flags, keep);
         if (rc >= 0) return;
         return switch (rc) {
             c.DK_ERR_UNKNOWN_USER => fill(diag, .user, user, error.UnknownUser, rc),

@@ -570,6 +570,26 @@ fn childDrop() !void {
     try dk.privileges.drop("nobody", null, null); // already that user: fine
 }
 
+test "privileges: keep NET_BIND_SERVICE with no_new_privs, bind port 80 as nobody (forked child)" {
+    try inChild(childDropCaps, .{});
+}
+
+fn childDropCaps() !void {
+    if (c.getuid() != 0) return; // needs root (the drop test above covers the refusal)
+    _ = dk.privileges.lookupUser("nobody", null) catch return;
+    const cap = try dk.privileges.capFromName("NET_BIND_SERVICE");
+    try expectEqual(@as(u6, 10), cap);
+    try expectError(error.InvalidArgument, dk.privileges.capFromName("NO_SUCH_CAP"));
+    try expectError(error.InvalidArgument, dk.privileges.dropCaps("nobody", null, .{}, @as(u64, 1) << 7, null)); // SETUID
+    try dk.privileges.dropCaps("nobody", "nogroup", .{ .no_new_privs = true }, @as(u64, 1) << cap, null);
+    try expect(c.setuid(0) != 0);
+    const fd = c.socket(c.AF.INET, c.SOCK.STREAM | c.SOCK.CLOEXEC, 0);
+    try expect(fd >= 0);
+    defer _ = c.close(fd);
+    var addr: c.sockaddr.in = .{ .port = std.mem.nativeToBig(u16, 80), .addr = std.mem.nativeToBig(u32, 0x7f000001) };
+    try expectEqual(@as(c_int, 0), c.bind(fd, @ptrCast(&addr), @sizeOf(c.sockaddr.in))); // CAP_NET_BIND_SERVICE kept
+}
+
 // ---------------------------------------------------------------------------------------
 // Resource limits
 

@@ -33,6 +33,8 @@ our %FUNCTIONS = (
     dk_pidfile_kill          => [ [qw(string int sint32*)], 'int', 'DaemonKit::PidFile::kill' ],
 
     dk_privileges_drop       => [ [qw(string string uint32)], 'int', 'DaemonKit::drop_privileges' ],
+    dk_privileges_drop_caps  => [ [qw(string string uint32 uint64)], 'int', 'DaemonKit::privileges_drop_caps' ],
+    dk_cap_from_name         => [ [qw(string)], 'int', 'DaemonKit::cap_from_name' ],
     dk_user_lookup           => [ [qw(string uint32* uint32*)], 'int', 'DaemonKit::user_lookup' ],
     dk_group_lookup          => [ [qw(string uint32*)], 'int', 'DaemonKit::group_lookup' ],
 
