@@ -12,7 +12,7 @@ _daemonkit() {
     fi
     local commands="run start stop restart reload status help"
     local run_opts="-D --daemonize --pid --pidfile -l --listen -w --workers --ready
-        --ready-timeout --graceful-timeout -u --user -g --group --chdir --umask --log
+        --ready-timeout --graceful-timeout -u --user -g --group --cap --no-new-privs --drop-bounding --chdir --umask --log
         --nofile --no-core -e --env --timeout --stop-signal --max-backoff --give-up
         --notify-fd --init --once --signal-group --log-timestamps --log-prefix -h --help"
     local i cmd=""
@@ -33,6 +33,8 @@ _daemonkit() {
             COMPREPLY=($(compgen -u -- "$cur")); return ;;
         -g|--group)
             COMPREPLY=($(compgen -g -- "$cur")); return ;;
+        --cap)
+            COMPREPLY=($(compgen -W "NET_BIND_SERVICE NET_RAW NET_ADMIN SYS_NICE SYS_RESOURCE IPC_LOCK KILL CHOWN DAC_OVERRIDE SYS_PTRACE" -- "$cur")); return ;;
         --ready)
             COMPREPLY=($(compgen -W "fd notify delay=" -- "$cur")); return ;;
         --stop-signal)
