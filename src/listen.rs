@@ -9,7 +9,7 @@
 //! assert!(name.starts_with("127.0.0.1:"));
 //! assert_eq!(listen::socket_port(&l)?, l.local_addr().unwrap().port());
 //! let taken = listen::tcp(&name).unwrap_err();
-//! assert!(taken.to_string().starts_with(&format!("{name}: address already in use")));
+//! assert!(taken.to_string().starts_with(&format!("{name}: Address already in use")));
 //! assert!(listen::fds(false)?.is_empty()); // no LISTEN_FDS here
 //! # Ok::<(), daemonkit::Error>(())
 //! ```
@@ -33,27 +33,18 @@ bitflags::bitflags! {
     }
 }
 
+/// The error of a bind, naming the address: `127.0.0.1:8080: Address already in use (os
+/// error 98)` (the system's text says what happened; only EINVAL gets an explanation).
 fn named(addr: &str, e: Errno) -> Error {
-    let why = match e.0 {
-        libc::EINVAL => "invalid listen address (want HOST:PORT)",
-        libc::EADDRINUSE => "address already in use",
-        libc::EACCES => "permission denied",
-        libc::EADDRNOTAVAIL => "address not available",
-        _ => "",
-    };
-    if why.is_empty() {
-        Error::os(addr, e)
-    } else {
-        Error::Io {
-            context: format!("{addr}: {why}"),
-            source: std::io::Error::from_raw_os_error(e.0),
-        }
+    if e.0 == libc::EINVAL {
+        return Error::invalid(format!("{addr}: invalid listen address (want HOST:PORT)"));
     }
+    Error::os(addr, e)
 }
 
 /// Binds and listens on `HOST:PORT` (`127.0.0.1:8080`, `[::1]:8080`, `:80`; port 0 picks
 /// one), backlog 1024, `SO_REUSEADDR`, close-on-exec (C: `dk_listen_tcp`). Errors name the
-/// address: `127.0.0.1:8080: address already in use`.
+/// address: `127.0.0.1:8080: Address already in use (os error 98)`.
 pub fn tcp(addr: &str) -> Result<TcpListener> {
     tcp_with(addr, 0, ListenFlags::empty())
 }
