@@ -27,11 +27,19 @@ if [ ! -x "$DK" ]; then
     (cd "$ROOT" && cargo build --quiet --release --bin daemonkit) || exit 1
 fi
 
+# A started pid and everything below it (Starman's master and workers under start_server or
+# daemonkit), so that no worker is orphaned when its master goes first.
+tree_of() {
+    local p=$1 c
+    echo "$p"
+    for c in $(pgrep -P "$p" 2>/dev/null); do tree_of "$c"; done
+}
 cleanup() {
-    local p
-    for p in "${STARTED[@]:-}"; do kill -TERM "$p" 2>/dev/null; done
+    local p all=()
+    for p in "${STARTED[@]:-}"; do [ -n "$p" ] && all+=($(tree_of "$p")); done
+    for p in "${all[@]:-}"; do kill -TERM "$p" 2>/dev/null; done
     sleep 1
-    for p in "${STARTED[@]:-}"; do kill -KILL "$p" 2>/dev/null; done
+    for p in "${all[@]:-}"; do kill -KILL "$p" 2>/dev/null; done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -101,9 +109,10 @@ for kind in ss-term ss-quit dk; do
             name=$(case $kind in ss-term) echo "start_server (TERM)";; ss-quit) echo "start_server (QUIT)";;
                    dk) echo "daemonkit run (QUIT)";; esac)
             printf '%-24s %-10s %5d %9s %9s %8s %12s\n' "$name" "$clients" "$run" "$rps" "$base_rps" "$err" "$hupms"
+            tree=$(tree_of "$SUP")
             kill -TERM "$SUP" 2>/dev/null
             for ((k = 0; k < 200; k++)); do kill -0 "$SUP" 2>/dev/null || break; sleep 0.05; done
-            kill -KILL "$SUP" 2>/dev/null
+            for p in $tree; do kill -KILL "$p" 2>/dev/null; done   # no orphaned Starman worker
             wait "$SUP" 2>/dev/null
         done
     done
