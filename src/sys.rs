@@ -101,6 +101,24 @@ pub fn fd_valid(fd: c_int) -> bool {
     fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
 }
 
+/// Reads from `fd` until `buf` is full, EOF or an error (EINTR retried); how much was read.
+/// For small files (`/proc` entries) read whole into a stack buffer.
+pub fn read_up_to(fd: c_int, buf: &mut [u8]) -> usize {
+    let mut have = 0;
+    while have < buf.len() {
+        // SAFETY: reading into the free tail of the caller's buffer.
+        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
+        if n < 0 && get_errno() == libc::EINTR {
+            continue;
+        }
+        if n <= 0 {
+            break;
+        }
+        have += n as usize;
+    }
+    have
+}
+
 /// Writes the whole buffer, retrying on EINTR and short writes. Async-signal-safe.
 pub fn write_all(fd: c_int, mut buf: &[u8]) -> Res<()> {
     while !buf.is_empty() {

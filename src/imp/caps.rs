@@ -57,10 +57,11 @@ fn last_cap() -> u32 {
 
 /// `EINVAL` for a set that cannot be kept (see the module docs) or unknown flags.
 pub fn check(keep: u64, flags: u32) -> Res<()> {
-    let known = if last_cap() >= 63 {
+    let last = last_cap();
+    let known = if last >= 63 {
         u64::MAX
     } else {
-        (1u64 << (last_cap() + 1)) - 1
+        (1u64 << (last + 1)) - 1
     };
     if flags & !FLAGS != 0 || keep & UNKEEPABLE != 0 || keep & !known != 0 {
         return Err(Errno(libc::EINVAL));
@@ -157,18 +158,7 @@ pub fn after_setuid(keep: u64, flags: u32) -> Res<()> {
 fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> Res<usize> {
     // SAFETY: a valid C string and plain flags.
     let fd = sys::retry(|| unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) })?;
-    let mut have = 0;
-    while have < buf.len() {
-        // SAFETY: reading into the free tail of the caller's buffer.
-        let n = unsafe { libc::read(fd, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
-        if n < 0 && sys::get_errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        have += n as usize;
-    }
+    let have = sys::read_up_to(fd, buf);
     sys::close(fd);
     Ok(have)
 }

@@ -33,18 +33,7 @@ fn fd_holds_exclusive_flock(pid: i32, fd_name: &[u8]) -> Res<bool> {
     what.push(b"/fdinfo/").push(fd_name);
     let f = open_proc(pid, what.as_bytes(), libc::O_RDONLY)?;
     let mut buf = [0u8; 4096];
-    let mut have = 0;
-    while have < buf.len() {
-        // SAFETY: reading into the free tail of a stack buffer.
-        let n = unsafe { libc::read(f, buf[have..].as_mut_ptr().cast(), buf.len() - have) };
-        if n < 0 && sys::get_errno() == libc::EINTR {
-            continue;
-        }
-        if n <= 0 {
-            break;
-        }
-        have += n as usize;
-    }
+    let have = sys::read_up_to(f, &mut buf);
     sys::close(f);
     Ok(buf[..have].split(|&c| c == b'\n').any(|line| {
         line.starts_with(b"lock:") && contains(line, b" FLOCK ") && contains(line, b" WRITE ")
