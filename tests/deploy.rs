@@ -17,22 +17,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A supervisor's tool from Debian's packages (tests/setup.sh installs them), or a skip
-/// (a failure under CI=true).
-fn tool(name: &str) -> Option<PathBuf> {
-    for d in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
-        let p = Path::new(d).join(name);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} is not installed (CI=true: tests/setup.sh installs it)");
-    }
-    eprintln!("skipping: {name} is not installed");
-    None
-}
-
 /// The C example server (`make lib` and `make -C examples/c`), built once per run.
 fn c_server() -> PathBuf {
     static DONE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();

@@ -15,22 +15,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-/// A program from Debian's packages (tests/setup.sh installs it); `None` (with a message,
-/// or a panic under CI) when missing.
-fn tool(name: &str) -> Option<PathBuf> {
-    for d in ["/usr/bin", "/usr/local/bin", "/bin"] {
-        let p = Path::new(d).join(name);
-        if p.exists() {
-            return Some(p);
-        }
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{name} is not installed (CI=true: tests/setup.sh installs it)");
-    }
-    eprintln!("skipping: {name} is not installed");
-    None
-}
-
 fn app(name: &str) -> String {
     root()
         .join("tests/support/apps")

@@ -230,3 +230,20 @@ pub fn foreign_locker(path: &std::path::Path, as_nobody: bool) -> std::process::
     assert!(locked, "flock never took the lock of {}", path.display());
     child
 }
+
+/// A program from Debian's packages (tests/setup.sh installs it) in the usual directories;
+/// `None` with a printed reason when missing (under CI=true, a panic: a missing
+/// prerequisite is a failure).
+pub fn tool(name: &str) -> Option<PathBuf> {
+    for d in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+        let p = std::path::Path::new(d).join(name);
+        if p.exists() {
+            return Some(p);
+        }
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{name} is not installed (CI=true: tests/setup.sh installs it)");
+    }
+    eprintln!("skipping: {name} is not installed");
+    None
+}
