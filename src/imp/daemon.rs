@@ -17,7 +17,7 @@
 //! child), `'r'` (ready), or `'f'` + code byte + 2-byte length + message.
 
 use crate::imp::fds;
-use crate::imp::fork::{self, InChild};
+use crate::imp::fork;
 use crate::imp::signals;
 use crate::sys::{self, Errno, Res};
 use core::ffi::{c_int, CStr};
@@ -155,9 +155,9 @@ pub fn daemonize(o: &Options) -> Res<Role> {
     // it is ready; undone if the fork fails.
     // SAFETY: prctl with plain integer arguments.
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    // The child only runs async-signal-safe code until it returns to the caller as the
-    // daemon (single-threaded callers, as daemon(7) requires).
-    let pid = match fork::fork(InChild::Restore) {
+    // The daemon-to-be only runs async-signal-safe code until it returns to the caller as
+    // the daemon (single-threaded callers, as daemon(7) requires).
+    let pid = match fork::detach(w) {
         Ok(pid) => pid,
         Err(e) => {
             // SAFETY: prctl with plain integer arguments.
@@ -171,26 +171,7 @@ pub fn daemonize(o: &Options) -> Res<Role> {
         sys::close(w);
         launcher_wait(r, pid, o.timeout_ms);
     }
-    // First child: new session, fork again so the daemon is not a session leader.
     sys::close(r);
-    // SAFETY: prctl/setsid with plain arguments in the child.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-        libc::setsid();
-    }
-    let pid2 = fork::fork(InChild::Restore).unwrap_or(-1);
-    if pid2 < 0 {
-        report(w, b'f', 1, b"daemonize: second fork failed");
-        // SAFETY: leaving the intermediate child.
-        unsafe { libc::_exit(1) };
-    }
-    if pid2 > 0 {
-        let mut rec = [b'p', 0, 0, 0, 0];
-        rec[1..].copy_from_slice(&pid2.to_le_bytes());
-        let _ = sys::write_all(w, &rec);
-        // SAFETY: the intermediate child leaves at once.
-        unsafe { libc::_exit(0) };
-    }
     // The daemon.
     fds::reset_log_lock_in_child();
     set_channel(Role::Daemon, w);

@@ -14,5 +14,6 @@ pub(crate) mod pidfile;
 pub(crate) mod privileges;
 pub(crate) mod procfs;
 pub(crate) mod rlimit;
+pub(crate) mod rseq;
 pub(crate) mod signals;
 pub(crate) mod supervisor;
