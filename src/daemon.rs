@@ -1,7 +1,8 @@
 //! Daemonize with readiness (daemon(7)); C: `dk_daemonize`, `dk_ready`, `dk_fail`.
 //!
 //! [`Daemonize::start`] closes inherited fds (except those kept and the library's own),
-//! resets signal dispositions and the mask, forks, `setsid`s, forks again, points stdio at
+//! resets signal dispositions and the mask, forks, `setsid`s, forks again (on x86-64 the
+//! first child is a vfork child, so a large heap's page tables are copied once), points stdio at
 //! `/dev/null`, sets the umask and changes directory. The launching process stays behind
 //! on a readiness pipe: it exits 0 when the daemon calls [`ready`], prints the message and
 //! exits with the code given to [`fail`], and exits non-zero with an explanation when the

@@ -28,7 +28,8 @@ pub const DK_ROLE_UPGRADE: c_int = 3;
 /// Turns the calling process into a daemon (daemon(7)): closes inherited fds above 2 except
 /// the `n_keep` in `keep` and the library's own (a locked PID file), resets signal
 /// dispositions and the mask, forks, `setsid`s, forks again (the daemon is not a session
-/// leader and has no controlling terminal), points stdio at /dev/null (stdout/stderr stay on
+/// leader and has no controlling terminal; on x86-64 the first child is a vfork child, so
+/// the page tables are copied once, however large the heap), points stdio at /dev/null (stdout/stderr stay on
 /// a log opened with `dk_log_open`), sets the umask to `umask_value` (negative: unchanged;
 /// 022 is a good choice; above 0777 is not a umask: `-EINVAL`) and changes directory to `chdir_path` (NULL: "/").
 ///
