@@ -73,6 +73,10 @@ pub(crate) fn detach(w: libc::c_int) -> Res<libc::pid_t> {
     let pid = vfork_call(intermediate, w);
     if let Err(e) = pid {
         signals::set_mask(&mask);
+        // A seccomp filter that refuses vfork (ENOSYS/EPERM) but not fork: two forks.
+        if e.0 == libc::ENOSYS || e.0 == libc::EPERM {
+            return detach_two_forks(w);
+        }
         return Err(e);
     }
     if pid == Ok(0) {

@@ -18,6 +18,10 @@
 #include <sys/un.h>
 #include <sched.h>
 #include <sys/syscall.h>
+#include <sys/prctl.h>
+#include <stddef.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
 #include <sys/rseq.h>
 #endif
@@ -690,6 +694,56 @@ static void test_foreground(void)
     close(s);
 }
 
+/* C under a seccomp filter that refuses vfork with EPERM (as a strict container policy may)
+ * but allows fork: daemonize must still work, with two plain forks. */
+static void launcher_no_vfork(void)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_vfork, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {sizeof f / sizeof f[0], f};
+    char st[4096];
+    int r;
+    stderr_to_errfile();
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
+        _exit(100);
+    dk_test_read_file("/proc/self/status", st, sizeof st);
+    r = dk_daemonize(0, NULL, 0, NULL, 022, 5000);
+    alarm(20);
+    rec("role=%d", r);
+    rec("pid=%d", (int)getpid());
+    rec("filtered=%d", strstr(st, "Seccomp:\t2") != NULL);
+    rec("session_leader=%d", getsid(0) == getpid());
+    rec("ready=%d", dk_ready());
+    rec("EXIT");
+    _exit(0);
+}
+
+static void test_vfork_refused(void)
+{
+    char res[4096];
+    int status = -1, dst = -1;
+    pid_t c;
+
+    dk_test_set_stage("vfork refused by seccomp: two forks");
+    reset_files();
+    c = dk_test_fork();
+    if (c == 0)
+        launcher_no_vfork();
+    dk_test_wait(c, 10000, &status);
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0, "launcher status 0x%x", status);
+    CHECK(wait_line("EXIT", 5000, res, sizeof res));
+    CHECK_EQ(ifield(res, "filtered"), 1);
+    CHECK_EQ(ifield(res, "role"), DK_ROLE_DAEMON);
+    CHECK_EQ(ifield(res, "session_leader"), 0);
+    CHECK_EQ(ifield(res, "ready"), 0);
+    reap_daemon(res, &dst);
+}
+
 int main(void)
 {
     dk_test_init("flow", 90);
@@ -705,5 +759,6 @@ int main(void)
     test_keep_chdir_stdio();
     test_log();
     test_foreground();
+    test_vfork_refused();
     return dk_test_done();
 }
