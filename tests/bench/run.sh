@@ -5,7 +5,8 @@
 #   DUR=10 tests/bench/run.sh     # wrk duration per run in seconds (default 20; Starman: DUR/2)
 #   SKIP_STARMAN=1 SKIP_RESPAWN=1 # skip optional parts
 #   ONLY=signal tests/bench/run.sh # only these parts (comma-separated): footprint, launch,
-#                                  # signal, restarts, pidfile, respawn
+#                                  # heap, signal, restarts, pidfile, respawn
+#   HEAP_ROUNDS=5                  # rounds per heap size in the heap part (default 9)
 # The signal part also builds the signal-hook reader, tests/bench/sighook (cargo, crates.io).
 # 127.0.0.1 only; every loop bounded; every process started here is stopped by its pid.
 set -uo pipefail
@@ -78,6 +79,7 @@ set -e
 $CC $CFLAGS -o "$WORK/launch_dk" "$BENCH/launch_dk.c" "${DKLINK[@]}"
 $CC $CFLAGS -o "$WORK/launch_ld" "$BENCH/launch_ld.c" -ldaemon
 $CC $CFLAGS -o "$WORK/bench_launch" "$BENCH/bench_launch.c"
+$CC $CFLAGS -o "$WORK/bench_heap" "$BENCH/bench_heap.c" "${DKLINK[@]}" -ldaemon
 $CC $CFLAGS -o "$WORK/bench_signal" "$BENCH/bench_signal.c" "${DKLINK[@]}" -ldaemon
 $CC $CFLAGS -o "$WORK/bench_pidfile" "$BENCH/bench_pidfile.c" "${DKLINK[@]}"
 $CC $CFLAGS -o "$WORK/bench_respawn" "$BENCH/bench_respawn.c"
@@ -128,6 +130,17 @@ if want launch; then
     p_ld=$(awk '/launch launch_ld/ {sub("p99_us=","",$5); print $5}' "$WORK/launch.txt")
     echo "ratio libdaemonkit/libdaemon: median $(ratio "$m_dk" "$m_ld")  p99 $(ratio "$p_dk" "$p_ld")"
     grep -q 'launch failures=0' "$WORK/launch.txt"; target "every launch reported ready" "$([ $? = 0 ] && echo 1 || echo 0)" "$(grep failures "$WORK/launch.txt")"
+fi
+
+# ---------------------------------------------------------------- 2b. launch with a large heap
+if want heap; then
+    HEAP_ROUNDS="${HEAP_ROUNDS:-9}"
+    hdr "2b. launch to ready with a touched heap of 10 MiB, 512 MiB, 2 GiB (daemonkit, libdaemon, two plain forks; ${HEAP_ROUNDS} rounds, order rotated)"
+    "$WORK/bench_heap" "$HEAP_ROUNDS" 10 512 2048 | tee "$WORK/heap.txt"
+    r2g=$(awk '/2048 MiB ratio/ {sub(",","",$5); print $5}' "$WORK/heap.txt")
+    r10=$(awk '/ 10 MiB ratio/ {sub(",","",$5); print $5}' "$WORK/heap.txt")
+    note "launch with a 2 GiB heap: daemonkit/libdaemon ${r2g:-n/a} (goal <= 0.60); 10 MiB: ${r10:-n/a} (goal <= 1)"
+    grep -q 'FAILED launches' "$WORK/heap.txt"; target "every large-heap launch reported ready" "$([ $? = 0 ] && echo 0 || echo 1)" "bench_heap"
 fi
 
 # ---------------------------------------------------------------- 3. signals
