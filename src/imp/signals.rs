@@ -309,6 +309,13 @@ pub fn take_count(sig: c_int) -> u32 {
 
 /// Waits up to `timeout_ms` (negative: forever) for a signal and returns it, or 0 on timeout.
 /// `EBADF` when no signal is registered.
+///
+/// Two system calls per signal, not four: with no pending bit set there is nothing to return
+/// yet, so the first [`next`] (whose `read` would only fail with `EAGAIN`) is skipped and the
+/// wait goes straight to `poll` (a wake-up byte left from a signal already returned makes that
+/// `poll` return at once; the [`next`] after it drains the byte). A `poll` that fails with
+/// `EINTR` goes back to [`next`] instead of polling again: the signal that interrupted it is
+/// most likely one of ours, its pending bit already set.
 pub fn wait(timeout_ms: i64) -> Res<c_int> {
     let fd = PIPE_R.load(Ordering::SeqCst);
     if fd < 0 {
@@ -319,11 +326,15 @@ pub fn wait(timeout_ms: i64) -> Res<c_int> {
     } else {
         None
     };
+    let mut check = PENDING.load(Ordering::SeqCst) != 0;
     loop {
-        let s = next();
-        if s != 0 {
-            return Ok(s);
+        if check {
+            let s = next();
+            if s != 0 {
+                return Ok(s);
+            }
         }
+        check = true;
         let left = match deadline {
             None => -1,
             Some(d) => {
@@ -331,10 +342,21 @@ pub fn wait(timeout_ms: i64) -> Res<c_int> {
                 if now >= d {
                     return Ok(0);
                 }
-                (d - now) as i64
+                (d - now).min(i32::MAX as u64) as c_int
             }
         };
-        sys::poll_one(fd, libc::POLLIN, left)?;
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: p is one valid pollfd.
+        if unsafe { libc::poll(&mut p, 1, left) } < 0 {
+            let e = Errno::last();
+            if e.0 != libc::EINTR {
+                return Err(e);
+            }
+        }
     }
 }
 

@@ -7,7 +7,10 @@
 #   ONLY=signal tests/bench/run.sh # only these parts (comma-separated): footprint, launch,
 #                                  # heap, signal, restarts, pidfile, respawn
 #   HEAP_ROUNDS=5                  # rounds per heap size in the heap part (default 9)
-# The signal part also builds the signal-hook reader, tests/bench/sighook (cargo, crates.io).
+# The signal part also builds the signal-hook reader, tests/bench/sighook (cargo, crates.io),
+# and runs bench_signal_path.c (where the time of the signal path goes, BENCHMARKS.md section
+# 11); DK_BEFORE_LIB=/path/libdaemonkit.so adds that library's readers (dk_before,
+# dk_wait_before) to it, to compare a change with the library before it in the same run.
 # 127.0.0.1 only; every loop bounded; every process started here is stopped by its pid.
 set -uo pipefail
 
@@ -81,6 +84,7 @@ $CC $CFLAGS -o "$WORK/launch_ld" "$BENCH/launch_ld.c" -ldaemon
 $CC $CFLAGS -o "$WORK/bench_launch" "$BENCH/bench_launch.c"
 $CC $CFLAGS -o "$WORK/bench_heap" "$BENCH/bench_heap.c" "${DKLINK[@]}" -ldaemon
 $CC $CFLAGS -o "$WORK/bench_signal" "$BENCH/bench_signal.c" "${DKLINK[@]}" -ldaemon
+$CC $CFLAGS -o "$WORK/bench_signal_path" "$BENCH/bench_signal_path.c" "${DKLINK[@]}" -ldl
 $CC $CFLAGS -o "$WORK/bench_pidfile" "$BENCH/bench_pidfile.c" "${DKLINK[@]}"
 $CC $CFLAGS -o "$WORK/bench_respawn" "$BENCH/bench_respawn.c"
 set +e
@@ -154,6 +158,19 @@ if want signal; then
         echo "ratios (cpus sender,reader = ${cpus/ /,}): dk/ld median $(ratio "$(med dk)" "$(med ld)") p99 $(ratio "$(p99 dk)" "$(p99 ld)");" \
              "dk/signalfd median $(ratio "$(med dk)" "$(med sfd)") p99 $(ratio "$(p99 dk)" "$(p99 sfd)");" \
              "dk/signal-hook median $(ratio "$(med dk)" "$(med sh)") p99 $(ratio "$(p99 dk)" "$(p99 sh)")"
+    done
+    echo "-- where the time goes: each path's own cost, one process signalling itself (ns per signal)"
+    "$WORK/bench_signal_path" self 1000 0
+    echo "-- where the time goes: ping-pong with timestamps inside the readers${DK_BEFORE_LIB:+ (dk_before: $DK_BEFORE_LIB)}"
+    for cpus in "0 0" "0 1"; do
+        [ "$(nproc)" -lt 2 ] && [ "$cpus" = "0 1" ] && continue
+        "$WORK/bench_signal_path" ping 10000 $cpus | tee "$WORK/path.txt"
+        pmed() { awk -v m="$1" '$2 == m { for (i = 3; i <= NF; i++) if ($i ~ /^median_us=/) { sub("median_us=", "", $i); print $i } }' "$WORK/path.txt"; }
+        line="ratios (cpus ${cpus/ /,}): dk/signalfd $(ratio "$(pmed dk)" "$(pmed sfd)"); dk_wait/signalfd $(ratio "$(pmed dk_wait)" "$(pmed sfd)"); floor/signalfd $(ratio "$(pmed floor)" "$(pmed sfd)"); copy/signalfd $(ratio "$(pmed copy)" "$(pmed sfd)"); copy_efd/copy $(ratio "$(pmed copy_efd)" "$(pmed copy)"); copy_flag/copy $(ratio "$(pmed copy_flag)" "$(pmed copy)")"
+        if [ -n "${DK_BEFORE_LIB:-}" ]; then
+            line+="; dk/dk_before $(ratio "$(pmed dk)" "$(pmed dk_before)"); dk_wait/dk_wait_before $(ratio "$(pmed dk_wait)" "$(pmed dk_wait_before)")"
+        fi
+        echo "$line"
     done
     echo "-- burst: 1000000 mixed USR1/USR2/HUP from a sender process to each reader in turn (dk, sh, ld, sfd; at most 30 s each)"
     "$WORK/bench_signal" burst 1000000 30 $SIGHOOK | tee "$WORK/burst.txt"
