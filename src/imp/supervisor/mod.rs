@@ -41,7 +41,7 @@ mod steer;
 mod upgrade;
 
 pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
-use slots::{Slot, EMPTY};
+use slots::{Slot, EMPTY, SLOTS};
 
 /// Worker entry: runs in the child, returns its exit status.
 pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
@@ -124,7 +124,7 @@ pub struct Supervisor {
     steered_at: u64,
     /// When to retry a step that failed for a transient reason (0: nothing to retry).
     retry_at: u64,
-    slots: [Slot; MAX_WORKERS],
+    slots: [Slot; SLOTS],
     generation: u32,
     crashes: u32,
     next_spawn: u64,
@@ -161,7 +161,7 @@ impl Supervisor {
             names: core::ptr::null(),
             pidfile: core::ptr::null_mut(),
             upgrade_argv: core::ptr::null(),
-            slots: [EMPTY; MAX_WORKERS],
+            slots: [EMPTY; SLOTS],
             generation: 0,
             crashes: 0,
             next_spawn: 0,
@@ -326,8 +326,8 @@ impl Supervisor {
             fd: -1,
             events: 0,
             revents: 0,
-        }; MAX_WORKERS + 2];
-        let mut map = [usize::MAX; MAX_WORKERS + 2];
+        }; SLOTS + 2];
+        let mut map = [usize::MAX; SLOTS + 2];
         pfds[0] = libc::pollfd {
             fd: sigfd,
             events: libc::POLLIN,
@@ -449,7 +449,7 @@ impl Supervisor {
 
     fn check_ready_timeouts(&mut self) {
         let now = sys::now_ms();
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0
                 && !s.ready
@@ -553,7 +553,7 @@ impl Supervisor {
         self.release_listeners();
         let _ = crate::imp::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             if self.slots[i].pid > 0 {
                 self.stop_one_with(i, sig);
             }
@@ -584,7 +584,7 @@ impl Supervisor {
     }
 
     fn kill_all(&mut self) {
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let pid = self.slots[i].pid;
             if pid > 0 {
                 self.slots[i].stop_at = u64::MAX;
@@ -620,7 +620,7 @@ impl Supervisor {
     /// KILLs each stopping worker that outlived its graceful timeout.
     fn kill_overdue(&mut self) {
         let now = sys::now_ms();
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0 && s.stopping && now >= s.stop_at {
                 self.slots[i].stop_at = u64::MAX;

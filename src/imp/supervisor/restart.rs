@@ -15,7 +15,7 @@ pub(super) fn backoff_ms(crashes: u32, max_ms: u32) -> u64 {
 impl Supervisor {
     /// Reaps exactly our own workers (and, with [`REAP_ALL`], every orphan too).
     pub(super) fn reap(&mut self) {
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let pid = self.slots[i].pid;
             if pid <= 0 {
                 continue;
@@ -106,7 +106,7 @@ impl Supervisor {
         if self.paired() {
             // The new generation's other workers are on sockets nobody steers to: they go,
             // and the old generation stays on its own (still the steered ones).
-            for i in 0..MAX_WORKERS {
+            for i in 0..SLOTS {
                 let s = self.slots[i];
                 if s.pid > 0 && !s.stopping && s.generation == cur {
                     self.stop_one(i);
@@ -151,7 +151,7 @@ impl Supervisor {
             return;
         }
         self.steered_at = 0;
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0 && !s.stopping && s.generation < cur {
                 self.stop_one(i);
