@@ -183,18 +183,25 @@ impl Supervisor {
             if starting {
                 return;
             }
-            if active <= target {
-                if now >= self.next_spawn {
-                    // A replacement takes the index of the old worker it replaces (the oldest,
-                    // stopped once this one is ready); a missing worker gets a free index.
-                    let index = match self.oldest(|s| s.generation < cur) {
-                        Some(o) if active == target => self.slots[o].index,
-                        _ => self.free_index(),
-                    };
-                    let _ = self.spawn(index);
+            let (mut active, mut old) = (active, old);
+            if active > target {
+                if let Some(i) = self.oldest(|s| s.generation < cur) {
+                    self.stop_one(i);
+                    active -= 1;
+                    old -= 1;
                 }
-            } else if let Some(i) = self.oldest(|s| s.generation < cur) {
-                self.stop_one(i);
+            }
+            // The next replacement starts in the same turn: not once the old worker just
+            // told to stop has exited (that exit is the next event the loop would sleep
+            // for; with busy old workers the roll would take N drains).
+            if now >= self.next_spawn && (active < target || (active == target && old > 0)) {
+                // A replacement takes the index of the old worker it replaces (the oldest,
+                // stopped once this one is ready); a missing worker gets a free index.
+                let index = match self.oldest(|s| s.generation < cur) {
+                    Some(o) if active == target => self.slots[o].index,
+                    _ => self.free_index(),
+                };
+                let _ = self.spawn(index);
             }
             return;
         }
