@@ -5,10 +5,11 @@
 //!   fd, the signal pipe or the other workers' pipes, run a post-fork hook (where a language
 //!   runtime rebuilds its event loop), and die with the master (`PR_SET_PDEATHSIG` plus a
 //!   check that the master is still their parent).
-//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`), respawns
-//!   crashed ones and throttles a crash loop (a worker dying within 1 s of its start delays the
-//!   next spawn by at least 1 s, backing off); a worker that exits 0 by itself (max-requests)
-//!   is replaced at once.
+//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`; on a
+//!   SIGCHLD a `WNOWAIT` `waitid` names the child that exited, so that one exit does not
+//!   cost a call per worker), respawns crashed ones and throttles a crash loop (a worker
+//!   dying within 1 s of its start delays the next spawn by at least 1 s, backing off); a
+//!   worker that exits 0 by itself (max-requests) is replaced at once.
 //! * `HUP`: rolling restart — a new worker is started and has reported ready before an old
 //!   one is told to stop, one at a time. `TTIN`/`TTOU`: one more / one fewer (never below 1).
 //!   A worker told to stop on its own (TTOU, a rolling restart) gets the graceful timeout
@@ -141,6 +142,10 @@ pub struct Supervisor {
     gave_up: bool,
     /// The wait status of the worker of a [`ONCE`] run.
     status: c_int,
+    /// A SIGCHLD came since the last [`Self::reap`] (or none has run yet): only then are
+    /// the workers polled with `waitpid`, one call per worker, rather than on every turn
+    /// of the loop (256 calls for each ready report or signal at 256 workers).
+    reap_due: bool,
 }
 
 impl Supervisor {
@@ -185,6 +190,7 @@ impl Supervisor {
             ncrash: 0,
             gave_up: false,
             status: 0,
+            reap_due: true,
         }
     }
 
@@ -268,7 +274,11 @@ impl Supervisor {
             libc::SIGCHLD,
         ])?;
         loop {
-            self.reap();
+            // Every exit of a child raises SIGCHLD (it sets `reap_due`); one that comes
+            // after this reap wakes the poll below, and the next turn reaps it.
+            if core::mem::take(&mut self.reap_due) {
+                self.reap();
+            }
             self.kill_overdue();
             if self.stopping {
                 if self.live().count() == 0 {
@@ -491,7 +501,7 @@ impl Supervisor {
             return;
         }
         match s {
-            libc::SIGCHLD => {}
+            libc::SIGCHLD => self.reap_due = true,
             libc::SIGHUP if !self.stopping => {
                 self.generation += 1;
                 self.rolling = true;

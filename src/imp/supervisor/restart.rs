@@ -15,6 +15,54 @@ pub(super) fn backoff_ms(crashes: u32, max_ms: u32) -> u64 {
 impl Supervisor {
     /// Reaps exactly our own workers (and, with [`REAP_ALL`], every orphan too).
     pub(super) fn reap(&mut self) {
+        if self.flags & REAP_ALL == 0 && self.reap_exited() {
+            return;
+        }
+        self.reap_each();
+    }
+
+    /// The usual case of a SIGCHLD, without a `waitpid` per worker: asks the kernel which
+    /// child has exited (`WNOWAIT`: asking reaps nothing) and, while it is one of ours,
+    /// reaps it by pid. False when that cannot tell about every worker: nothing had exited
+    /// although a SIGCHLD came (somebody else may have reaped one of ours, or it was
+    /// reaped with an earlier one), or the exited child is not ours (the caller's own, an
+    /// upgrade's new generation): then [`Self::reap_each`] asks for each worker.
+    fn reap_exited(&mut self) -> bool {
+        let mut reaped = 0;
+        loop {
+            // SAFETY: a zeroed siginfo_t is valid storage for waitid to fill.
+            let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+            // SAFETY: waitid with a valid out-pointer; WNOWAIT leaves the child unreaped.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_ALL,
+                    0,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            // SAFETY: waitid filled info (or left it zeroed: si_pid 0).
+            let pid = if r == 0 { unsafe { info.si_pid() } } else { 0 };
+            if pid <= 0 {
+                return reaped > 0;
+            }
+            let Some(i) = self.slots.iter().position(|s| s.pid == pid) else {
+                return false;
+            };
+            let mut st = 0;
+            // SAFETY: waiting for one specific child of ours, without blocking.
+            let w = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            if w == pid {
+                self.exited(i, st);
+                reaped += 1;
+            } else {
+                return false;
+            }
+        }
+    }
+
+    /// Polls each worker by pid.
+    fn reap_each(&mut self) {
         for i in 0..SLOTS {
             let pid = self.slots[i].pid;
             if pid <= 0 {
