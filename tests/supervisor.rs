@@ -546,6 +546,71 @@ fn a_new_worker_that_cannot_start_abandons_the_rolling_restart() {
 }
 
 #[test]
+fn a_rolling_restart_at_the_most_workers_replaces_every_one() {
+    // A rolling restart starts each new worker before it stops an old one: at the most
+    // workers a master runs (256) the slot table must still have room for it.
+    const N: usize = 256;
+    let mut m = Master::start("max-workers", N as u32, &[]);
+    m.wait_serving();
+    let before = m.wait_workers(N, Duration::from_secs(30));
+    assert_eq!(before.len(), N, "workers at start");
+    kill(m.pid(), libc::SIGHUP);
+    let rolled = wait_until(Duration::from_secs(60), || {
+        let now = children(m.pid());
+        now.len() == N && now.iter().all(|p| !before.contains(p))
+    });
+    let now = children(m.pid());
+    let left = now.iter().filter(|p| before.contains(p)).count();
+    println!(
+        "HUP at {N} workers: {} workers, {left} of the old ones left",
+        now.len()
+    );
+    assert!(rolled, "HUP at {N} workers: {} now, {left} old", now.len());
+    assert!(served_pid(m.port).is_some(), "not serving after the roll");
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn a_rolling_restart_does_not_wait_for_busy_old_workers_to_drain() {
+    // Both old workers are busy with 4 s requests when the HUP comes: every replacement
+    // must be up long before they have drained (each step used to wait for the old worker
+    // it had just stopped to exit).
+    let mut m = Master::start("roll-busy", 2, &[]);
+    m.wait_serving();
+    let before = m.wait_workers(2, Duration::from_secs(5));
+    assert_eq!(before.len(), 2);
+    let port = m.port;
+    let slow: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || get(port, "/slow?ms=4000")))
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    kill(m.pid(), libc::SIGHUP);
+    let mut fresh = Vec::new();
+    let up = wait_until(Duration::from_millis(2500), || {
+        fresh = children(m.pid())
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        fresh.len() == 2
+    });
+    println!(
+        "HUP with busy old workers: new {fresh:?} after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        up,
+        "replacements after 2.5 s: {fresh:?} (old still draining)"
+    );
+    for t in slow {
+        assert!(t.join().unwrap().is_ok(), "a request in flight failed");
+    }
+    kill(m.pid(), libc::SIGTERM);
+    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+}
+
+#[test]
 fn worker_indices_are_the_slots_0_to_n_minus_1() {
     let mut m = Master::start("indices", 4, &[]);
     m.wait_serving();

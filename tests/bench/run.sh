@@ -5,8 +5,13 @@
 #   DUR=10 tests/bench/run.sh     # wrk duration per run in seconds (default 20; Starman: DUR/2)
 #   SKIP_STARMAN=1 SKIP_RESPAWN=1 # skip optional parts
 #   ONLY=signal tests/bench/run.sh # only these parts (comma-separated): footprint, launch,
-#                                  # heap, signal, restarts, pidfile, respawn
+#                                  # heap, signal, restarts, pidfile, respawn, workers
 #   HEAP_ROUNDS=5                  # rounds per heap size in the heap part (default 9)
+#   ONLY=workers tests/bench/run.sh # many workers: dk-hello and gunicorn at -w 1, 16, 64, 256
+#                                  # (WORKERS_N="1 16" and WORKERS_REPS=3 change the sizes
+#                                  # and repetitions; WORKERS_RESPAWN=30 rounds per size;
+#                                  # WORKERS_DKHELLO=PATH another dk-hello build, e.g. an
+#                                  # older commit's; SKIP_GUNICORN=1 leaves gunicorn out)
 # The signal part also builds the signal-hook reader, tests/bench/sighook (cargo, crates.io),
 # and runs bench_signal_path.c (where the time of the signal path goes, BENCHMARKS.md section
 # 11); DK_BEFORE_LIB=/path/libdaemonkit.so adds that library's readers (dk_before,
@@ -27,7 +32,7 @@ SUMMARY=()
 FAILS=0
 
 # ours PID: the pid still runs one of our servers (guards against a recycled pid)
-ours() { [ -n "$1" ] && grep -qaE 'dk-hello|starman' "/proc/$1/cmdline" 2>/dev/null; }
+ours() { [ -n "$1" ] && grep -qaE 'dk-hello|starman|gunicorn' "/proc/$1/cmdline" 2>/dev/null; }
 cleanup() {
     local p
     for p in "${STARTED[@]:-}"; do
@@ -74,7 +79,7 @@ echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')  
 # ---------------------------------------------------------------- build
 hdr "build"
 if [ ! -e "$DKLIB/libdaemonkit.so" ]; then (cd "$ROOT" && make lib) || exit 1; fi
-if { want restarts || want respawn; } && [ ! -x "$ROOT/examples/c/build/dk-hello" ]; then
+if { want restarts || want respawn || want workers; } && [ ! -x "$ROOT/examples/c/build/dk-hello" ]; then
     make -C "$ROOT/examples/c" || exit 1
 fi
 DKLINK=(-I"$ROOT/include" -L"$DKLIB" -Wl,-rpath,"$DKLIB" -ldaemonkit)
@@ -87,6 +92,7 @@ $CC $CFLAGS -o "$WORK/bench_signal" "$BENCH/bench_signal.c" "${DKLINK[@]}" -ldae
 $CC $CFLAGS -o "$WORK/bench_signal_path" "$BENCH/bench_signal_path.c" "${DKLINK[@]}" -ldl
 $CC $CFLAGS -o "$WORK/bench_pidfile" "$BENCH/bench_pidfile.c" "${DKLINK[@]}"
 $CC $CFLAGS -o "$WORK/bench_respawn" "$BENCH/bench_respawn.c"
+$CC $CFLAGS -o "$WORK/bench_workers" "$BENCH/bench_workers.c"
 set +e
 echo "built in $WORK with $($CC --version | head -1)"
 SIGHOOK=""   # the signal-hook reader of bench_signal (a Rust program; none: left out)
@@ -282,6 +288,114 @@ if want respawn && [ -z "${SKIP_RESPAWN:-}" ]; then
         "$WORK/bench_respawn" "$DKPID" "$PORT" "${RESPAWN_N:-100}" | tee "$WORK/respawn.txt"
         dk_stop
     fi
+fi
+
+# ---------------------------------------------------------------- 9. many workers
+if want workers; then
+    hdr "9. many workers (dk-hello -w N, its master the library's supervisor; gunicorn -w N, sync workers)"
+    BW="$WORK/bench_workers"
+    WN="${WORKERS_N:-1 16 64 256}"
+    WREPS="${WORKERS_REPS:-3}"
+    DKH="${WORKERS_DKHELLO:-$ROOT/examples/c/build/dk-hello}"
+    echo "dk-hello: $DKH ($(cd "$ROOT" && git log -1 --format='%h %cd' --date=iso 2>/dev/null) in this checkout)"
+    GUNICORN=""
+    [ -z "${SKIP_GUNICORN:-}" ] && GUNICORN=$(command -v gunicorn || true)
+    [ -n "$GUNICORN" ] && echo "gunicorn: $GUNICORN $($GUNICORN --version 2>&1)" \
+        || echo "gunicorn: not installed (tests/setup.sh installs Debian's package): its runs are left out"
+    WBAD=0      # operations that did not complete (bounded waits ran out)
+    WWAKE=""    # "N:wakeups/s" of the dk master when idle
+    # dkw_start TAG N: dk-hello -w N on a free port -> DKW_PID DKW_PORT ($WORK/TAG.{pid,log})
+    dkw_start() {
+        DKW_PORT=$(free_port); : > "$WORK/$1.log"
+        local t0 t1
+        t0=$(date +%s%N)
+        "$DKH" --listen "127.0.0.1:$DKW_PORT" -D --pid "$WORK/$1.pid" \
+            -w "$2" --log "$WORK/$1.log" || return 1
+        t1=$(date +%s%N)
+        DKW_PID=$(cat "$WORK/$1.pid"); STARTED+=("$DKW_PID")
+        echo "start dk-hello -w $2: master $DKW_PID, launcher exited (every worker ready) after $(( (t1 - t0) / 1000000 )) ms"
+    }
+    # gu_start TAG N: gunicorn -w N, daemonized -> GU_PID GU_PORT (bounded wait for N ready)
+    gu_start() {
+        GU_PORT=$(free_port); : > "$WORK/$1.log"; rm -f "$WORK/$1.pid"
+        local i t0 t1
+        t0=$(date +%s%N)
+        PYTHONDONTWRITEBYTECODE=1 "$GUNICORN" -c "$BENCH/hello_wsgi.py" --pythonpath "$BENCH" -w "$2" -b "127.0.0.1:$GU_PORT" \
+            --pid "$WORK/$1.pid" -D --error-log "$WORK/$1.log" hello_wsgi:app || return 1
+        for ((i = 0; i < 600; i++)); do [ -s "$WORK/$1.pid" ] && break; sleep 0.05; done
+        GU_PID=$(cat "$WORK/$1.pid" 2>/dev/null); STARTED+=("$GU_PID")
+        for ((i = 0; i < 1200; i++)); do
+            [ "$(grep -c ' ready$' "$WORK/$1.log")" -ge "$2" ] && break; sleep 0.05
+        done
+        t1=$(date +%s%N)
+        echo "start gunicorn -w $2: master $GU_PID, $(grep -c ' ready$' "$WORK/$1.log") workers ready after $(( (t1 - t0) / 1000000 )) ms"
+        wait_http "$GU_PORT" 10
+    }
+    # wroll ARGS...: one bench_workers roll; counts an incomplete one
+    wroll() { "$BW" roll "$@" | tee -a "$WORK/workers.txt"; [ "${PIPESTATUS[0]}" = 0 ] || WBAD=$((WBAD + 1)); }
+    : > "$WORK/workers.txt"
+    for n in $WN; do
+        echo "-- N = $n"
+        dkw_start dkw "$n" || { echo "dk-hello -w $n did not start"; tail "$WORK/dkw.log"; WBAD=$((WBAD + 1)); continue; }
+        GU_PID=""
+        if [ -n "$GUNICORN" ]; then gu_start guw "$n" || echo "gunicorn -w $n did not start"; fi
+        sleep 1
+        # Idle: both pools up, 5 s of nothing (the two measured over the same window).
+        "$BW" idle dk-hello "$DKW_PID" 5 > "$WORK/idle-dk.txt" & IDK=$!
+        if [ -n "$GU_PID" ]; then "$BW" idle gunicorn "$GU_PID" 5 > "$WORK/idle-gu.txt" & IGU=$!; wait "$IGU"; fi
+        wait "$IDK"
+        cat "$WORK/idle-dk.txt" ${GU_PID:+"$WORK/idle-gu.txt"} | tee -a "$WORK/workers.txt"
+        WWAKE+=" $n:$(sed -n 's/.*wakeups_per_s=\([0-9.]*\).*/\1/p' "$WORK/idle-dk.txt")"
+        # Rolling restarts, interleaved: dk-hello, gunicorn, dk-hello, ...
+        for ((r = 1; r <= WREPS; r++)); do
+            wroll hup dk-hello "$DKW_PID" "$DKW_PORT" "$WORK/dkw.log" "$n" "$WORK/dkw.pid"
+            [ -n "$GU_PID" ] && wroll hup gunicorn "$GU_PID" "$GU_PORT" "$WORK/guw.log" "$n" "$WORK/guw.pid"
+        done
+        [ -n "$GU_PID" ] && stop_pid "$GU_PID"
+        # USR2 upgrades: each new master is the next one's old master.
+        for ((r = 1; r <= WREPS; r++)); do
+            wroll usr2 dk-hello "$DKW_PID" "$DKW_PORT" "$WORK/dkw.log" "$n" "$WORK/dkw.pid"
+            DKW_PID=$(cat "$WORK/dkw.pid"); STARTED+=("$DKW_PID")
+        done
+        stop_pid "$DKW_PID"
+        # TTIN from 1 to N (a fresh master each time).
+        if [ "$n" -gt 1 ]; then
+            for ((r = 1; r <= WREPS; r++)); do
+                dkw_start dkt 1 > /dev/null || { WBAD=$((WBAD + 1)); break; }
+                wroll ttin dk-hello "$DKW_PID" "$DKW_PORT" "$WORK/dkt.log" "$n" "$WORK/dkt.pid"
+                stop_pid "$DKW_PID"
+            done
+        fi
+    done
+    # Respawn: -w 4 and -w 256 side by side, kills taking turns.
+    if dkw_start dkr4 4 && R4=$DKW_PID && dkw_start dkr256 256 && R256=$DKW_PID; then
+        sleep 1.5
+        "$BW" respawn "${WORKERS_RESPAWN:-30}" dk-w4 "$R4" "$WORK/dkr4.log" dk-w256 "$R256" "$WORK/dkr256.log" \
+            | tee -a "$WORK/workers.txt" || WBAD=$((WBAD + 1))
+    else
+        WBAD=$((WBAD + 1))
+    fi
+    stop_pid "${R4:-}"; stop_pid "${R256:-}"
+    echo "-- medians (ms) over the runs above"
+    awk '$1 == "workers" {
+            key = $2 " " $3 " " $4; split($6, a, "="); v[key] = v[key] " " a[2]; split($8, c, "="); cpu[key] = cpu[key] " " c[2]; order[key] = ++k
+         }
+         function med(s,   x, n, i, j, t) { n = split(s, x, " "); for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (x[j] + 0 < x[i] + 0) { t = x[i]; x[i] = x[j]; x[j] = t }
+                                        return n ? x[int((n + 1) / 2)] : -1 }
+         END { for (key in v) printf "%-26s done_ms median %8.1f  (runs:%s)  master_cpu_ms median %6.1f\n", key, med(v[key]), v[key], med(cpu[key]) }' \
+        "$WORK/workers.txt" | sort -k1,1 -k2,2 -k3,3V
+    # rolling HUP: dk-hello / gunicorn
+    for n in $WN; do
+        d=$(awk -v n="n=$n" '$1 == "workers" && $2 == "hup" && $3 == "dk-hello" && $4 == n {split($6, a, "="); print a[2]}' "$WORK/workers.txt" | sort -n | awk '{x[NR]=$1} END {if (NR) print x[int((NR+1)/2)]}')
+        g=$(awk -v n="n=$n" '$1 == "workers" && $2 == "hup" && $3 == "gunicorn" && $4 == n {split($6, a, "="); print a[2]}' "$WORK/workers.txt" | sort -n | awk '{x[NR]=$1} END {if (NR) print x[int((NR+1)/2)]}')
+        [ -n "$d" ] && [ -n "$g" ] && echo "ratio rolling HUP dk-hello/gunicorn at N=$n (medians): $(ratio "$d" "$g")"
+    done
+    idle_ok=1
+    for w in $WWAKE; do [ "${w#*:}" = "0.00" ] || idle_ok=0; done
+    target "dk-hello master idle: 0 wake-ups/s at every N" "$idle_ok" "N:wake-ups/s =$WWAKE"
+    target "many workers: every HUP, TTIN, USR2 and respawn completed" "$([ "$WBAD" = 0 ] && echo 1 || echo 0)" "$WBAD incomplete"
+    rr=$(sed -n 's/^respawn ratio .*: \([0-9.]*\)$/\1/p' "$WORK/workers.txt")
+    note "respawn kill->ready median, N=256 / N=4: ${rr:-n/a} (goal: within 2x; a timing, so printed, not asserted)"
 fi
 
 hdr "summary"

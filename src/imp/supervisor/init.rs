@@ -51,7 +51,7 @@ impl Supervisor {
         } else if stop {
             self.begin_stop_with(sent);
         } else {
-            for i in 0..MAX_WORKERS {
+            for i in 0..SLOTS {
                 let pid = self.slots[i].pid;
                 if pid > 0 {
                     let _ = self.signal_worker(pid, sent);

@@ -5,10 +5,11 @@
 //!   fd, the signal pipe or the other workers' pipes, run a post-fork hook (where a language
 //!   runtime rebuilds its event loop), and die with the master (`PR_SET_PDEATHSIG` plus a
 //!   check that the master is still their parent).
-//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`), respawns
-//!   crashed ones and throttles a crash loop (a worker dying within 1 s of its start delays the
-//!   next spawn by at least 1 s, backing off); a worker that exits 0 by itself (max-requests)
-//!   is replaced at once.
+//! * The master reaps only its own workers (`waitpid(pid)`, never `waitpid(-1)`; on a
+//!   SIGCHLD a `WNOWAIT` `waitid` names the child that exited, so that one exit does not
+//!   cost a call per worker), respawns crashed ones and throttles a crash loop (a worker
+//!   dying within 1 s of its start delays the next spawn by at least 1 s, backing off); a
+//!   worker that exits 0 by itself (max-requests) is replaced at once.
 //! * `HUP`: rolling restart — a new worker is started and has reported ready before an old
 //!   one is told to stop, one at a time. `TTIN`/`TTOU`: one more / one fewer (never below 1).
 //!   A worker told to stop on its own (TTOU, a rolling restart) gets the graceful timeout
@@ -41,7 +42,7 @@ mod steer;
 mod upgrade;
 
 pub use event::{default_log, describe_event, EVENT_TEXT_MAX};
-use slots::{Slot, EMPTY};
+use slots::{Slot, EMPTY, SLOTS};
 
 /// Worker entry: runs in the child, returns its exit status.
 pub type WorkerFn = extern "C" fn(ctx: *mut c_void, index: u32) -> c_int;
@@ -124,7 +125,7 @@ pub struct Supervisor {
     steered_at: u64,
     /// When to retry a step that failed for a transient reason (0: nothing to retry).
     retry_at: u64,
-    slots: [Slot; MAX_WORKERS],
+    slots: [Slot; SLOTS],
     generation: u32,
     crashes: u32,
     next_spawn: u64,
@@ -141,6 +142,10 @@ pub struct Supervisor {
     gave_up: bool,
     /// The wait status of the worker of a [`ONCE`] run.
     status: c_int,
+    /// A SIGCHLD came since the last [`Self::reap`] (or none has run yet): only then are
+    /// the workers polled with `waitpid`, one call per worker, rather than on every turn
+    /// of the loop (256 calls for each ready report or signal at 256 workers).
+    reap_due: bool,
 }
 
 impl Supervisor {
@@ -161,7 +166,7 @@ impl Supervisor {
             names: core::ptr::null(),
             pidfile: core::ptr::null_mut(),
             upgrade_argv: core::ptr::null(),
-            slots: [EMPTY; MAX_WORKERS],
+            slots: [EMPTY; SLOTS],
             generation: 0,
             crashes: 0,
             next_spawn: 0,
@@ -185,6 +190,7 @@ impl Supervisor {
             ncrash: 0,
             gave_up: false,
             status: 0,
+            reap_due: true,
         }
     }
 
@@ -268,7 +274,11 @@ impl Supervisor {
             libc::SIGCHLD,
         ])?;
         loop {
-            self.reap();
+            // Every exit of a child raises SIGCHLD (it sets `reap_due`); one that comes
+            // after this reap wakes the poll below, and the next turn reaps it.
+            if core::mem::take(&mut self.reap_due) {
+                self.reap();
+            }
             self.kill_overdue();
             if self.stopping {
                 if self.live().count() == 0 {
@@ -326,8 +336,8 @@ impl Supervisor {
             fd: -1,
             events: 0,
             revents: 0,
-        }; MAX_WORKERS + 2];
-        let mut map = [usize::MAX; MAX_WORKERS + 2];
+        }; SLOTS + 2];
+        let mut map = [usize::MAX; SLOTS + 2];
         pfds[0] = libc::pollfd {
             fd: sigfd,
             events: libc::POLLIN,
@@ -449,7 +459,7 @@ impl Supervisor {
 
     fn check_ready_timeouts(&mut self) {
         let now = sys::now_ms();
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0
                 && !s.ready
@@ -491,7 +501,7 @@ impl Supervisor {
             return;
         }
         match s {
-            libc::SIGCHLD => {}
+            libc::SIGCHLD => self.reap_due = true,
             libc::SIGHUP if !self.stopping => {
                 self.generation += 1;
                 self.rolling = true;
@@ -553,7 +563,7 @@ impl Supervisor {
         self.release_listeners();
         let _ = crate::imp::notify::stopping();
         self.emit(event::STOPPING, self.master, self.graceful_ms as i32);
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             if self.slots[i].pid > 0 {
                 self.stop_one_with(i, sig);
             }
@@ -584,7 +594,7 @@ impl Supervisor {
     }
 
     fn kill_all(&mut self) {
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let pid = self.slots[i].pid;
             if pid > 0 {
                 self.slots[i].stop_at = u64::MAX;
@@ -620,7 +630,7 @@ impl Supervisor {
     /// KILLs each stopping worker that outlived its graceful timeout.
     fn kill_overdue(&mut self) {
         let now = sys::now_ms();
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0 && s.stopping && now >= s.stop_at {
                 self.slots[i].stop_at = u64::MAX;

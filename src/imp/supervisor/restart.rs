@@ -15,7 +15,55 @@ pub(super) fn backoff_ms(crashes: u32, max_ms: u32) -> u64 {
 impl Supervisor {
     /// Reaps exactly our own workers (and, with [`REAP_ALL`], every orphan too).
     pub(super) fn reap(&mut self) {
-        for i in 0..MAX_WORKERS {
+        if self.flags & REAP_ALL == 0 && self.reap_exited() {
+            return;
+        }
+        self.reap_each();
+    }
+
+    /// The usual case of a SIGCHLD, without a `waitpid` per worker: asks the kernel which
+    /// child has exited (`WNOWAIT`: asking reaps nothing) and, while it is one of ours,
+    /// reaps it by pid. False when that cannot tell about every worker: nothing had exited
+    /// although a SIGCHLD came (somebody else may have reaped one of ours, or it was
+    /// reaped with an earlier one), or the exited child is not ours (the caller's own, an
+    /// upgrade's new generation): then [`Self::reap_each`] asks for each worker.
+    fn reap_exited(&mut self) -> bool {
+        let mut reaped = 0;
+        loop {
+            // SAFETY: a zeroed siginfo_t is valid storage for waitid to fill.
+            let mut info: libc::siginfo_t = unsafe { core::mem::zeroed() };
+            // SAFETY: waitid with a valid out-pointer; WNOWAIT leaves the child unreaped.
+            let r = unsafe {
+                libc::waitid(
+                    libc::P_ALL,
+                    0,
+                    &mut info,
+                    libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+                )
+            };
+            // SAFETY: waitid filled info (or left it zeroed: si_pid 0).
+            let pid = if r == 0 { unsafe { info.si_pid() } } else { 0 };
+            if pid <= 0 {
+                return reaped > 0;
+            }
+            let Some(i) = self.slots.iter().position(|s| s.pid == pid) else {
+                return false;
+            };
+            let mut st = 0;
+            // SAFETY: waiting for one specific child of ours, without blocking.
+            let w = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            if w == pid {
+                self.exited(i, st);
+                reaped += 1;
+            } else {
+                return false;
+            }
+        }
+    }
+
+    /// Polls each worker by pid.
+    fn reap_each(&mut self) {
+        for i in 0..SLOTS {
             let pid = self.slots[i].pid;
             if pid <= 0 {
                 continue;
@@ -106,7 +154,7 @@ impl Supervisor {
         if self.paired() {
             // The new generation's other workers are on sockets nobody steers to: they go,
             // and the old generation stays on its own (still the steered ones).
-            for i in 0..MAX_WORKERS {
+            for i in 0..SLOTS {
                 let s = self.slots[i];
                 if s.pid > 0 && !s.stopping && s.generation == cur {
                     self.stop_one(i);
@@ -151,7 +199,7 @@ impl Supervisor {
             return;
         }
         self.steered_at = 0;
-        for i in 0..MAX_WORKERS {
+        for i in 0..SLOTS {
             let s = self.slots[i];
             if s.pid > 0 && !s.stopping && s.generation < cur {
                 self.stop_one(i);
@@ -183,18 +231,25 @@ impl Supervisor {
             if starting {
                 return;
             }
-            if active <= target {
-                if now >= self.next_spawn {
-                    // A replacement takes the index of the old worker it replaces (the oldest,
-                    // stopped once this one is ready); a missing worker gets a free index.
-                    let index = match self.oldest(|s| s.generation < cur) {
-                        Some(o) if active == target => self.slots[o].index,
-                        _ => self.free_index(),
-                    };
-                    let _ = self.spawn(index);
+            let (mut active, mut old) = (active, old);
+            if active > target {
+                if let Some(i) = self.oldest(|s| s.generation < cur) {
+                    self.stop_one(i);
+                    active -= 1;
+                    old -= 1;
                 }
-            } else if let Some(i) = self.oldest(|s| s.generation < cur) {
-                self.stop_one(i);
+            }
+            // The next replacement starts in the same turn: not once the old worker just
+            // told to stop has exited (that exit is the next event the loop would sleep
+            // for; with busy old workers the roll would take N drains).
+            if now >= self.next_spawn && (active < target || (active == target && old > 0)) {
+                // A replacement takes the index of the old worker it replaces (the oldest,
+                // stopped once this one is ready); a missing worker gets a free index.
+                let index = match self.oldest(|s| s.generation < cur) {
+                    Some(o) if active == target => self.slots[o].index,
+                    _ => self.free_index(),
+                };
+                let _ = self.spawn(index);
             }
             return;
         }

@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// Room in the slot table: twice [`MAX_WORKERS`]. A rolling restart starts a new worker
+/// before it stops an old one, old workers hold their slots while they drain, and on
+/// listener pairs the whole new generation comes up beside the old one: with only
+/// `MAX_WORKERS` slots a HUP at `MAX_WORKERS` workers found no free slot and never took
+/// its first step. If even these are full (more than `MAX_WORKERS` workers still draining),
+/// the next spawn waits for a slot: one frees when a worker exits, and its SIGCHLD runs the
+/// loop again.
+pub(super) const SLOTS: usize = 2 * MAX_WORKERS;
+
 #[derive(Clone, Copy)]
 pub(super) struct Slot {
     pub(super) pid: i32,
@@ -40,14 +49,14 @@ impl Supervisor {
     }
 
     pub(super) fn oldest(&self, f: impl Fn(&Slot) -> bool) -> Option<usize> {
-        (0..MAX_WORKERS)
+        (0..SLOTS)
             .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping && f(&self.slots[i]))
             .min_by_key(|&i| self.slots[i].started)
     }
 
     /// The running (not stopping) worker with the highest index, the newest of equals.
     pub(super) fn highest(&self) -> Option<usize> {
-        (0..MAX_WORKERS)
+        (0..SLOTS)
             .filter(|&i| self.slots[i].pid > 0 && !self.slots[i].stopping)
             .max_by_key(|&i| (self.slots[i].index, self.slots[i].started))
     }
