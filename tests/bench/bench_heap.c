@@ -1,10 +1,11 @@
 /* bench_heap.c - launch-to-ready with a large heap: daemonkit vs libdaemon vs the bare floor
  * (two plain forks and a pipe). For each size and round, and each variant in turn (the order
  * rotates every round), a child L of this process allocates SIZE MiB, touches every page,
- * notes the time t0 and daemonizes; its daemon reports ready and exits. The figure is t0 ->
- * L has exited (its verdict: ready), which includes L's exit (unmapping the heap), as a shell
- * waiting for a launcher sees it. This process is a child subreaper: every daemon is reaped
- * here before the next launch, so no teardown overlaps a measurement.
+ * notes the time t0 and daemonizes; its daemon reports ready and then stays up (as a daemon
+ * does) until this process closes the pipe it waits on. The figure is t0 -> L has exited
+ * (its verdict: ready), which includes L's exit (unmapping its heap), as a shell waiting for
+ * a launcher sees it. This process is a child subreaper: every daemon is stopped and reaped
+ * here after the measurement and before the next launch, so no teardown overlaps one.
  *   bench_heap ROUNDS SIZE_MIB [SIZE_MIB ...]     (sizes 1..8192, rounds 1..1000) */
 #define _GNU_SOURCE
 #include <daemonkit.h>
@@ -38,8 +39,17 @@ static int cmpd(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The daemon's life after ready: until EOF on `hold` (this process closes the other end). */
+static void stay_up(int hold, int code)
+{
+    char c;
+    while (read(hold, &c, 1) < 0 && errno == EINTR)
+        ;
+    _exit(code);
+}
+
 /* The launcher: a touched heap, then one variant's daemonize; exits 0 once ready. */
-static void launcher(int var, size_t mib)
+static void launcher(int var, size_t mib, int hold)
 {
     size_t len = mib << 20;
     char *heap = malloc(len);
@@ -48,10 +58,10 @@ static void launcher(int var, size_t mib)
     memset(heap, 1, len);
     *t0 = now_ms();
     if (var == DK) {
-        if (dk_daemonize(0, NULL, 0, NULL, 022, 10000) < 0)
+        if (dk_daemonize(0, &hold, 1, NULL, 022, 10000) < 0)
             _exit(2);
         dk_ready();
-        _exit(heap[len - 1] == 1 ? 0 : 4);
+        stay_up(hold, heap[len - 1] == 1 ? 0 : 4);
     } else if (var == LIBDAEMON) {
         pid_t pid;
         daemon_log_use = 0;
@@ -63,7 +73,7 @@ static void launcher(int var, size_t mib)
         if (pid > 0)
             _exit(daemon_retval_wait(10) == 0 ? 0 : 3);
         daemon_retval_send(0);
-        _exit(0);
+        stay_up(hold, 0);
     } else {
         int p[2];
         char c;
@@ -75,7 +85,7 @@ static void launcher(int var, size_t mib)
             setsid();
             if (fork() == 0) {
                 ssize_t w = write(p[1], "r", 1);
-                _exit(w == 1 ? 0 : 5);
+                stay_up(hold, w == 1 ? 0 : 5);
             }
             _exit(0);
         }
@@ -122,15 +132,23 @@ int main(int argc, char **argv)
             return 2;
         for (r = 0; r < rounds; r++) {
             for (k = 0; k < NVAR; k++) {
-                int var = (k + r) % NVAR, st = -1;
-                pid_t c = fork();
-                if (c == 0)
-                    launcher(var, (size_t)mib);
+                int var = (k + r) % NVAR, st = -1, hold[2];
+                pid_t c;
+                if (pipe(hold) != 0)
+                    return 2;
+                c = fork();
+                if (c == 0) {
+                    close(hold[1]);
+                    launcher(var, (size_t)mib, hold[0]);
+                }
+                close(hold[0]);
                 if (c < 0 || waitpid(c, &st, 0) != c) {
+                    close(hold[1]);
                     fails++;
                     continue;
                 }
                 t[var][r] = now_ms() - *t0;
+                close(hold[1]); /* the daemon's EOF: it exits */
                 if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
                     fprintf(stderr, "%s %ld MiB: launcher status 0x%x\n", name[var], mib, st);
                     fails++;
