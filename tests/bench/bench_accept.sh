@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Accept balance (BENCHMARKS.md section 10): dk-hello -w N with its one shared listening
-# socket against the same server with one SO_REUSEPORT socket per worker slot held by the
-# master (tests/bench/accept_slots.c), under wrk, steady and with a HUP (rolling restart)
+# socket against dk-hello -w N --reuseport (one SO_REUSEPORT socket per worker slot, held
+# by the master: dk_supervisor_add_listener_slots), under wrk, steady and with a HUP (rolling restart)
 # every 2 s. Prints one line per run and a summary: requests per worker (max/min), p99,
 # errors (non-2xx + socket errors), and slots/shared ratios. Nothing asserts on time.
 #   tests/bench/bench_accept.sh                     # 3 reps x 10 s per variant, ~9 minutes
@@ -42,17 +42,16 @@ stop_pid() {
 for t in wrk curl python3 cc; do
     command -v "$t" >/dev/null || { echo "bench_accept: $t not found (apt-get install wrk curl python3 gcc)"; exit 1; }
 done
-[ -e "$ROOT/target/lib/libdaemonkit.so" ] || (cd "$ROOT" && make lib) || exit 1
-[ -x "$ROOT/examples/c/build/dk-hello" ] || make -C "$ROOT/examples/c" build/dk-hello || exit 1
-SHARED="$ROOT/examples/c/build/dk-hello"
-SLOTS="$WORK/dk-hello-slots"
-cc -std=c99 -Wall -Wextra -Wpedantic -Werror -D_POSIX_C_SOURCE=200809L -O2 -g -I"$ROOT/include" \
-    -o "$SLOTS" "$BENCH/accept_slots.c" -L"$ROOT/target/lib" -Wl,-rpath,"$ROOT/target/lib" -ldaemonkit || exit 1
+# the library and dk-hello as of this tree (make rebuilds only what is stale)
+(cd "$ROOT" && make lib > "$WORK/build.log" 2>&1 && make -C examples/c build/dk-hello >> "$WORK/build.log" 2>&1) \
+    || { cat "$WORK/build.log"; exit 1; }
+DKHELLO="$ROOT/examples/c/build/dk-hello"
+"$DKHELLO" --help | grep -q -- --reuseport || { echo "bench_accept: $DKHELLO has no --reuseport"; exit 1; }
 
 echo "accept balance  $(date -u '+%Y-%m-%d %H:%M:%S UTC')  $(uname -srm)  cpus=$(nproc)  loadavg at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}') -t2 -c$WRK_C --timeout 5s -d${DUR}s --latency, $REPS reps; workers: $WORKERS; connections: $CONNS"
-echo "shared = $SHARED (one listening socket, every worker polls it)"
-echo "slots  = tests/bench/accept_slots.c (dk-hello; one SO_REUSEPORT socket per worker slot, held by the master)"
+echo "shared = $DKHELLO -w N (one listening socket, every worker polls it)"
+echo "slots  = $DKHELLO -w N --reuseport (one SO_REUSEPORT socket per worker slot, held by the master)"
 
 # hup_driver PID DUR: a HUP every 2 s while wrk runs (bounded by DUR)
 hup_driver() {
@@ -65,12 +64,12 @@ hup_driver() {
 
 # one MODE W CONN LOAD REP: start the server, run wrk, print the run's line, stop it
 one() {
-    local mode=$1 w=$2 conn=$3 load=$4 rep=$5 bin port pid drv="" line hdr=()
-    [ "$mode" = shared ] && bin=$SHARED || bin=$SLOTS
+    local mode=$1 w=$2 conn=$3 load=$4 rep=$5 port pid drv="" line hdr=() opt=()
+    [ "$mode" = slots ] && opt=(--reuseport)
     [ "$conn" = close ] && hdr=(-H 'Connection: close')
     port=$(free_port)
     : > "$WORK/dk.log"; rm -f "$WORK/dk.pid"
-    if ! "$bin" --listen "127.0.0.1:$port" -D --pid "$WORK/dk.pid" -w "$w" --log "$WORK/dk.log" \
+    if ! "$DKHELLO" --listen "127.0.0.1:$port" -D --pid "$WORK/dk.pid" -w "$w" "${opt[@]}" --log "$WORK/dk.log" \
             2> "$WORK/launch.err"; then
         echo "run $mode w=$w: did not start"; cat "$WORK/launch.err"; tail -5 "$WORK/dk.log"; return 1
     fi
