@@ -849,6 +849,44 @@ fn listener_slots_give_each_worker_a_socket_of_its_own_that_outlives_it() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(children(m.pid()).len(), 4, "TTOU went below the slot count");
     assert!(served_pid(m.port).is_some());
-    kill(m.pid(), libc::SIGTERM);
-    assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
+
+    // USR2: the new generation inherits the whole group, and its workers one socket each.
+    kill(m.pid(), libc::SIGUSR2);
+    assert_eq!(
+        m.exit_code(Duration::from_secs(15)),
+        Some(0),
+        "old master after USR2"
+    );
+    let next = pid_in(&m.pidfile).unwrap_or(0);
+    assert!(
+        next > 0 && next != m.pid(),
+        "no new generation in the pid file"
+    );
+    m.reaper.add(next);
+    assert_eq!(
+        listening_inodes(m.port),
+        group,
+        "the group changed across the upgrade"
+    );
+    assert_eq!(
+        holds(next, &group),
+        group,
+        "the new master holds every slot's socket"
+    );
+    let mut now = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        now = children(next);
+        now.len() == 4
+    }));
+    assert_eq!(
+        worker_sockets(&now, &group),
+        group,
+        "one socket per upgraded worker"
+    );
+    assert!(served_pid(m.port).is_some());
+    kill(next, libc::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(next)),
+        "new master did not stop"
+    );
 }
