@@ -221,6 +221,26 @@ impl<'a> Supervisor<'a> {
         self
     }
 
+    /// A listener as one `SO_REUSEPORT` socket per worker slot, all on one address, `fds[0]`
+    /// bound first (C: `dk_supervisor_add_listener_slots`): worker slot `i` accepts on
+    /// `fds[i % n]` only (an in-process worker finds it at `fds[0]`'s fd number), and the
+    /// master holds every socket, so a slot's accept queue outlives its worker. The worker
+    /// count never goes below `n` (TTOU stops there; fewer workers is an error at `run`). At
+    /// most one such listener, not with [`Self::listener_pair`].
+    pub fn listener_slots<F: AsFd>(mut self, fds: &'a [F]) -> Self {
+        let raw: Vec<i32> = fds.iter().map(|f| f.as_fd().as_raw_fd()).collect();
+        if let Err(e) = self.core.add_listener_slots(&raw) {
+            self.keep(Error::os(
+                format!(
+                    "supervisor: listener slots fds {raw:?} (listening TCP sockets with \
+                     SO_REUSEPORT on one address)"
+                ),
+                e,
+            ));
+        }
+        self
+    }
+
     /// `LISTEN_FDNAMES` for upgrades and exec'd workers (colon-separated, one per listener).
     pub fn listen_names(mut self, names: &str) -> Self {
         match c_str("supervisor: listener names", names) {

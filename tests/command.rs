@@ -882,3 +882,89 @@ http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
     let o = dk(&["stop", "--pid", &pfs]);
     assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
 }
+
+/// The listening sockets on 127.0.0.1:`port` that process `pid` holds (their inodes).
+fn listeners_held(pid: i32, port: u16) -> Vec<u64> {
+    let local = format!("0100007F:{port:04X}");
+    let group: Vec<u64> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().ok())?
+        })
+        .collect();
+    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let l = std::fs::read_link(e.ok()?.path()).ok()?;
+                let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                s.parse().ok()
+            })
+            .filter(|i| group.contains(i))
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[test]
+fn reuseport_gives_each_copy_a_socket_of_its_own() {
+    if skip_without_python() {
+        return;
+    }
+    let dir = TempDir::new("cmd-reuseport");
+    let pf = dir.join("app.pid");
+    let pfs = pf.display().to_string();
+    let port = free_port();
+    let mut reaper = Reaper::default();
+    let o = start(&pf, port, &["-w", "3", "--reuseport"]);
+    let master = pid_in(&pf).unwrap_or(0);
+    reaper.add(master);
+    assert!(o.status.success(), "start: {}", text(&o));
+    let all = listeners_held(master, port);
+    assert_eq!(all.len(), 3, "daemonkit holds one socket per copy: {all:?}");
+    let copies = |want: usize| {
+        let mut seen = Vec::new();
+        let ok = wait_until(Duration::from_secs(10), || {
+            let c = children(master);
+            seen = c.iter().flat_map(|&p| listeners_held(p, port)).collect();
+            seen.sort();
+            c.len() == want && seen == all
+        });
+        assert!(
+            ok,
+            "each copy holds one of {all:?}, all different: {seen:?}"
+        );
+    };
+    copies(3);
+    assert!(hello_pid(port).is_some());
+    let before = children(master);
+    kill(master, libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(15), || {
+        let now = children(master);
+        now.len() == 3 && now.iter().all(|p| !before.contains(p))
+    }));
+    copies(3); // the same sockets, in the new copies
+    assert_eq!(listeners_held(master, port), all);
+    let o = dk(&["stop", "--pid", &pfs, "--timeout", "10"]);
+    assert_eq!(o.status.code(), Some(0), "stop: {}", text(&o));
+    // Without a TCP address there is nothing to give a socket per copy.
+    let o = dk(&[
+        "run",
+        "--listen",
+        "unix:/nonexistent/x.sock",
+        "--reuseport",
+        "--",
+        "/bin/true",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("--reuseport needs a TCP --listen"),
+        "{}",
+        text(&o)
+    );
+}

@@ -739,3 +739,154 @@ fn listener_pairs_switch_connections_before_the_old_workers_stop() {
     assert!(ok_p > 300, "too few requests ran: {ok_p}");
     assert_eq!(bad_p, 0, "a listener pair lost requests");
 }
+
+/// The inodes of the sockets listening on 127.0.0.1:`port`.
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let local = format!("0100007F:{port:04X}");
+    let mut v: Vec<u64> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().ok())?
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Which of the sockets `of` process `pid` holds open.
+fn holds(pid: i32, of: &[u64]) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let l = std::fs::read_link(e.ok()?.path()).ok()?;
+                let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                s.parse().ok()
+            })
+            .filter(|i| of.contains(i))
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Each worker's one socket of `group`, sorted (asserting it holds exactly one).
+fn worker_sockets(workers: &[i32], group: &[u64]) -> Vec<u64> {
+    let mut v: Vec<u64> = workers
+        .iter()
+        .map(|&w| {
+            let h = holds(w, group);
+            assert_eq!(h.len(), 1, "worker {w} holds {h:?} of the group {group:?}");
+            h[0]
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn listener_slots_give_each_worker_a_socket_of_its_own_that_outlives_it() {
+    let mut m = Master::start("slots", 4, &[("DK_SLOTS", "4")]);
+    m.wait_serving();
+    let workers = m.wait_workers(4, Duration::from_secs(5));
+    assert_eq!(workers.len(), 4, "workers: {workers:?}");
+    let group = listening_inodes(m.port);
+    assert_eq!(group.len(), 4, "one listening socket per slot: {group:?}");
+    assert_eq!(
+        holds(m.pid(), &group),
+        group,
+        "the master holds every slot's socket"
+    );
+    assert_eq!(
+        worker_sockets(&workers, &group),
+        group,
+        "one socket per worker"
+    );
+
+    let loads: Vec<Load> = (0..3)
+        .map(|_| Load::start(m.port, 100_000, Duration::from_secs(20)))
+        .collect();
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(400));
+        let before = children(m.pid());
+        kill(m.pid(), libc::SIGHUP);
+        let rolled = wait_until(Duration::from_secs(10), || {
+            let now = children(m.pid());
+            now.len() == 4 && now.iter().all(|p| !before.contains(p))
+        });
+        assert!(rolled, "round {round}: HUP did not roll");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut ok, mut bad, mut errs) = (0, 0, Vec::new());
+    for l in loads {
+        let (o, b, _, e) = l.finish();
+        ok += o;
+        bad += b;
+        errs.extend(e);
+    }
+    println!("3 HUPs, 3 clients, per-slot listeners: {ok} ok / {bad} failed {errs:?}");
+    assert!(ok > 300, "too few requests ran: {ok}");
+    assert_eq!(bad, 0, "requests failed during rolling restarts: {errs:?}");
+    // The very same sockets, now each in one of the new workers.
+    assert_eq!(
+        listening_inodes(m.port),
+        group,
+        "the slots' sockets were replaced"
+    );
+    let now = children(m.pid());
+    assert_eq!(
+        worker_sockets(&now, &group),
+        group,
+        "one socket per new worker"
+    );
+
+    // Below one worker per socket a socket would get connections nobody accepts: TTOU stops.
+    kill(m.pid(), libc::SIGTTOU);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(children(m.pid()).len(), 4, "TTOU went below the slot count");
+    assert!(served_pid(m.port).is_some());
+
+    // USR2: the new generation inherits the whole group, and its workers one socket each.
+    kill(m.pid(), libc::SIGUSR2);
+    assert_eq!(
+        m.exit_code(Duration::from_secs(15)),
+        Some(0),
+        "old master after USR2"
+    );
+    let next = pid_in(&m.pidfile).unwrap_or(0);
+    assert!(
+        next > 0 && next != m.pid(),
+        "no new generation in the pid file"
+    );
+    m.reaper.add(next);
+    assert_eq!(
+        listening_inodes(m.port),
+        group,
+        "the group changed across the upgrade"
+    );
+    assert_eq!(
+        holds(next, &group),
+        group,
+        "the new master holds every slot's socket"
+    );
+    let mut now = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        now = children(next);
+        now.len() == 4
+    }));
+    assert_eq!(
+        worker_sockets(&now, &group),
+        group,
+        "one socket per upgraded worker"
+    );
+    assert!(served_pid(m.port).is_some());
+    kill(next, libc::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(next)),
+        "new master did not stop"
+    );
+}

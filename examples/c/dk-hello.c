@@ -10,7 +10,12 @@
  *   dk-hello [--listen HOST:PORT] [-D|--daemonize] [--pid FILE] [--user USER]
  *            [--group GROUP] [-w|--workers N] [--max-requests N] [--log FILE]
  *            [--nofile N] [--graceful-timeout SECONDS] [--foreground-notify]
- *            [--notify-fd N]
+ *            [--notify-fd N] [--reuseport]
+ *
+ * --reuseport (with -w N): one SO_REUSEPORT listening socket per worker slot
+ * instead of one shared socket (dk_supervisor_add_listener_slots): the N
+ * sockets are bound here, held by the master, and worker slot i accepts on
+ * socket i only. A new generation (USR2) inherits all N.
  *
  * --notify-fd N: s6's readiness protocol (the service directory's
  * notification-fd file names N). Stays in the foreground and hands fd N to
@@ -74,12 +79,15 @@ struct config {
     unsigned long long nofile;   /* --nofile N; 0: unchanged */
     unsigned graceful_ms;        /* --graceful-timeout S, in ms */
     int notify_fd;               /* --notify-fd N; -1: none */
+    int reuseport;               /* --reuseport: a socket per worker slot */
 };
 
 static struct config cfg;
 static char exe[PATH_MAX];       /* our own program, from /proc/self/exe */
 static char **reargv;            /* what a re-exec or an upgrade runs: {exe, argv[1..], NULL} */
 static int lfd = -1;             /* the listening socket */
+static int slot_fds[DK_SUPERVISOR_MAX_WORKERS];   /* lfd; with --reuseport N - 1 more */
+static unsigned nslot_fds;
 static dk_pidfile *pf;           /* the locked PID file (NULL without --pid) */
 
 static void usage(FILE *f)
@@ -88,7 +96,7 @@ static void usage(FILE *f)
           "                [--user USER] [--group GROUP] [-w|--workers N]\n"
           "                [--max-requests N] [--log FILE] [--nofile N]\n"
           "                [--graceful-timeout SECONDS] [--foreground-notify]\n"
-          "                [--notify-fd N]\n", f);
+          "                [--notify-fd N] [--reuseport]\n", f);
 }
 
 static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
@@ -171,6 +179,10 @@ static int parse_args(int argc, char **argv)
         }
         if (strcmp(a, "--foreground-notify") == 0) {
             cfg.foreground_notify = 1;
+            continue;
+        }
+        if (strcmp(a, "--reuseport") == 0) {
+            cfg.reuseport = 1;
             continue;
         }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -260,6 +272,11 @@ static int parse_args(int argc, char **argv)
     if (cfg.max_requests > 0 && cfg.workers == 0) {
         fprintf(stderr, "dk-hello: --max-requests needs workers (-w N): a single process "
                         "cannot be replaced after N requests\n");
+        return 2;
+    }
+    if (cfg.reuseport && cfg.workers == 0) {
+        fprintf(stderr, "dk-hello: --reuseport needs workers (-w N): it gives each worker "
+                        "slot a socket of its own\n");
         return 2;
     }
     if (cfg.group != NULL && cfg.user == NULL) {
@@ -845,7 +862,9 @@ static int run_supervisor(void)
         return 1;
     if (check(dk_supervisor_set_workers(sv, cfg.workers), "workers")
         || check(dk_supervisor_set_graceful_timeout(sv, cfg.graceful_ms), "graceful timeout")
-        || check(dk_supervisor_add_listener(sv, lfd), "listener")
+        || (cfg.reuseport ? check(dk_supervisor_add_listener_slots(sv, slot_fds, nslot_fds),
+                                  "listener slots")
+                          : check(dk_supervisor_add_listener(sv, lfd), "listener"))
         || (pf != NULL && check(dk_supervisor_set_pidfile(sv, pf), "pid file"))
         || check(dk_supervisor_set_upgrade(sv, (const char *const *)reargv, UPGRADE_TIMEOUT_MS), "upgrade")
         || check(dk_supervisor_set_worker(sv, worker_main, &cfg), "worker"))
@@ -866,6 +885,7 @@ int main(int argc, char **argv)
 {
     char name[128];
     uint64_t got;
+    unsigned k;
     int r, flags;
     ssize_t n;
 
@@ -924,17 +944,44 @@ int main(int argc, char **argv)
         return 1;
     }
     if (r > 0) {
-        lfd = DK_LISTEN_FDS_START;       /* only the first one is used */
+        lfd = DK_LISTEN_FDS_START;       /* only the first one is used ... */
+        if (cfg.reuseport)               /* ... or, from an upgrade, the slots' sockets */
+            for (nslot_fds = 0; nslot_fds < (unsigned)r && nslot_fds < DK_SUPERVISOR_MAX_WORKERS;
+                 nslot_fds++)
+                slot_fds[nslot_fds] = DK_LISTEN_FDS_START + (int)nslot_fds;
     } else {
-        lfd = dk_listen_tcp(cfg.listen, 0, 0);
+        lfd = dk_listen_tcp(cfg.listen, 0, cfg.reuseport ? DK_LISTEN_REUSEPORT : 0);
         if (lfd < 0) {
             fprintf(stderr, "%s: %s\n", cfg.listen, dk_strerror(lfd));
             if (pf != NULL)
                 dk_pidfile_remove(pf);   /* nothing written yet: ours to unlink */
             return 1;
         }
+        if (cfg.reuseport) {
+            /* The other slots' sockets, on the first one's address (its port, for :0). */
+            slot_fds[0] = lfd;
+            nslot_fds = 1;
+            r = dk_socket_name(lfd, name, sizeof name);
+            while (r >= 0 && nslot_fds < cfg.workers && nslot_fds < DK_SUPERVISOR_MAX_WORKERS) {
+                r = dk_listen_tcp(name, 0, DK_LISTEN_REUSEPORT);
+                if (r >= 0)
+                    slot_fds[nslot_fds++] = r;
+            }
+            if (r < 0) {
+                fprintf(stderr, "%s: socket for slot %u: %s\n", cfg.listen, nslot_fds,
+                        dk_strerror(r));
+                if (pf != NULL)
+                    dk_pidfile_remove(pf);
+                return 1;
+            }
+        }
     }
-    fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);   /* workers race for accept */
+    if (!cfg.reuseport) {
+        slot_fds[0] = lfd;               /* one socket, shared by every worker */
+        nslot_fds = 1;
+    }
+    for (k = 0; k < nslot_fds; k++)      /* workers race for accept */
+        fcntl(slot_fds[k], F_SETFL, fcntl(slot_fds[k], F_GETFL) | O_NONBLOCK);
     if (dk_socket_name(lfd, name, sizeof name) < 0)
         snprintf(name, sizeof name, "fd %d", lfd);
     fprintf(stderr, "listening on %s\n", name);
@@ -945,7 +992,7 @@ int main(int argc, char **argv)
     flags = (cfg.daemonize && !cfg.foreground_notify && cfg.notify_fd < 0) ? 0
                                                                            : DK_DAEMON_FOREGROUND;
     fflush(NULL);
-    role = dk_daemonize((uint32_t)flags, &lfd, 1, NULL, 022, 0);
+    role = dk_daemonize((uint32_t)flags, slot_fds, nslot_fds, NULL, 022, 0);
     if (role < 0)
         return fail(1, "daemonize: %s", dk_strerror(role));
 

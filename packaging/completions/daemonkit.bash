@@ -14,7 +14,7 @@ _daemonkit() {
     local run_opts="-D --daemonize --pid --pidfile -l --listen -w --workers --ready
         --ready-timeout --graceful-timeout -u --user -g --group --cap --no-new-privs --drop-bounding --chdir --umask --log
         --nofile --no-core -e --env --timeout --stop-signal --max-backoff --give-up
-        --notify-fd --init --once --signal-group --log-timestamps --log-prefix -h --help"
+        --notify-fd --init --once --signal-group --reuseport --log-timestamps --log-prefix -h --help"
     local i cmd=""
     for ((i = 1; i < cword; i++)); do
         [[ ${words[i]} == -- ]] && { _daemonkit_program "$i"; return; }

@@ -298,6 +298,39 @@ pub extern "C" fn dk_supervisor_add_listener_pair(
     with(sv, |s| ret(s.add_listener_pair(a, b)))
 }
 
+/// Adds a listener as `n` TCP sockets bound to the same address with `SO_REUSEPORT` (one
+/// reuseport group; `dk_listen_tcp(addr, 0, DK_LISTEN_REUSEPORT)` `n` times, `fds[0]`
+/// first, all before any privilege drop), one per worker slot: worker slot `i` (the
+/// `index` its entry gets, which a rolling restart's replacement takes over) accepts on
+/// `fds[i % n]` only, and the kernel spreads new connections over the `n` sockets. The
+/// master holds all `n` for its life, so a slot's accept queue outlives its worker: what was
+/// queued when a worker stopped (a rolling restart) or crashed waits for the slot's next
+/// worker (after a crash, the respawn delay included). With many workers this also spares
+/// every worker a wake-up for every new connection on one shared socket. In-process workers
+/// find their slot's socket at `fds[0]`'s fd number (the others are closed in them);
+/// exec'd workers get it as their fd 3 + the listener's position. The worker count never
+/// goes below `n` (TTOU stops there; `dk_supervisor_run` gives `-EINVAL` for fewer
+/// workers): a socket nobody accepts on would still get connections. An upgrade's new
+/// generation gets the whole group: `fds[0]` in the listener's place, `fds[1..n]` after
+/// the last listener. Counts as one listener; at most one per supervisor, not with
+/// `dk_supervisor_add_listener_pair`. `-EINVAL` for NULL `fds`, `n` 0, sockets that are not
+/// listening TCP sockets with `SO_REUSEPORT` on one address, a duplicate, or pairs in use;
+/// `-EBADF` for a closed fd; `-EBUSY` when given already; `-ENOSPC` when the listeners and
+/// the group's sockets would be more than an upgrade passes (62).
+#[no_mangle]
+pub unsafe extern "C" fn dk_supervisor_add_listener_slots(
+    sv: *mut dk_supervisor,
+    fds: *const c_int,
+    n: u32,
+) -> c_int {
+    if fds.is_null() || n == 0 || n > DK_SUPERVISOR_MAX_WORKERS {
+        return -libc::EINVAL;
+    }
+    // SAFETY: fds points to n ints per the contract.
+    let fds = unsafe { core::slice::from_raw_parts(fds, n as usize) };
+    with(sv, |s| ret(s.add_listener_slots(fds)))
+}
+
 /// Sets `LISTEN_FDNAMES` for exec'd workers and upgrades (colon-separated; must stay valid
 /// for the supervisor's life; NULL clears).
 #[no_mangle]

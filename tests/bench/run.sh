@@ -5,7 +5,9 @@
 #   DUR=10 tests/bench/run.sh     # wrk duration per run in seconds (default 20; Starman: DUR/2)
 #   SKIP_STARMAN=1 SKIP_RESPAWN=1 # skip optional parts
 #   ONLY=signal tests/bench/run.sh # only these parts (comma-separated): footprint, launch,
-#                                  # heap, signal, restarts, pidfile, respawn, workers
+#                                  # heap, signal, restarts, pidfile, respawn, workers, accept
+#   ONLY=accept tests/bench/run.sh # accept balance: shared socket vs --reuseport (~10 minutes;
+#                                  # tests/bench/bench_accept.sh, ACCEPT_DUR/ACCEPT_REPS)
 #   HEAP_ROUNDS=5                  # rounds per heap size in the heap part (default 9)
 #   ONLY=workers tests/bench/run.sh # many workers: dk-hello and gunicorn at -w 1, 16, 64, 256
 #                                  # (WORKERS_N="1 16" and WORKERS_REPS=3 change the sizes
@@ -396,6 +398,16 @@ if want workers; then
     target "many workers: every HUP, TTIN, USR2 and respawn completed" "$([ "$WBAD" = 0 ] && echo 1 || echo 0)" "$WBAD incomplete"
     rr=$(sed -n 's/^respawn ratio .*: \([0-9.]*\)$/\1/p' "$WORK/workers.txt")
     note "respawn kill->ready median, N=256 / N=4: ${rr:-n/a} (goal: within 2x; a timing, so printed, not asserted)"
+fi
+
+# ---------------------------------------------------------------- 10. accept balance
+if want accept; then
+    hdr "10. accept balance: one shared socket vs one SO_REUSEPORT socket per worker slot (dk-hello -w 4 / -w 16)"
+    DUR="${ACCEPT_DUR:-10}" REPS="${ACCEPT_REPS:-3}" "$BENCH/bench_accept.sh" | tee "$WORK/accept.txt"
+    herr=$(sed -n 's/.*slots errors during HUP: \([0-9]*\).*/\1/p' "$WORK/accept.txt")
+    target "accept: --reuseport loses no request during HUP" "$([ "${herr:-x}" = 0 ] && echo 1 || echo 0)" \
+        "non-2xx + socket errors in the slots' HUP runs: ${herr:-?}"
+    note "accept: $(grep 'slots better on p99' "$WORK/accept.txt")"
 fi
 
 hdr "summary"

@@ -827,6 +827,28 @@ static void test_supervisor(void)
         CHECK_ERR(dk_supervisor_add_listener_pair(sv2, a, c), EINVAL);
         CHECK_EQ(dk_supervisor_add_listener_pair(sv2, a, b), 0);
         CHECK_EQ(dk_supervisor_free(sv2), 0);
+        /* per-slot listeners: n such sockets, one per worker slot; not with pairs */
+        {
+            int ab[2] = { a, b }, aa[2] = { a, a }, ac[2] = { a, c }, bad[2] = { a, -1 };
+            CHECK_ERR(dk_supervisor_add_listener_slots(NULL, ab, 2), EINVAL);
+            CHECK_EQ(dk_supervisor_new(&sv2), 0);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, NULL, 2), EINVAL);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, ab, 0), EINVAL);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, ab, DK_SUPERVISOR_MAX_WORKERS + 1), EINVAL);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, bad, 2), EBADF);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, aa, 2), EINVAL);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, ac, 2), EINVAL);
+            CHECK_EQ(dk_supervisor_add_listener_slots(sv2, ab, 2), 0);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, ab, 2), EBUSY);
+            CHECK_ERR(dk_supervisor_add_listener_pair(sv2, a, b), EINVAL);
+            CHECK_EQ(dk_supervisor_set_worker(sv2, dummy_worker, NULL), 0);
+            CHECK_ERR(dk_supervisor_run(sv2), EINVAL); /* 1 worker, 2 sockets */
+            CHECK_EQ(dk_supervisor_free(sv2), 0);
+            CHECK_EQ(dk_supervisor_new(&sv2), 0);
+            CHECK_EQ(dk_supervisor_add_listener_pair(sv2, a, b), 0);
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv2, ab, 2), EINVAL);
+            CHECK_EQ(dk_supervisor_free(sv2), 0);
+        }
         close(a);
         close(b);
         close(c);

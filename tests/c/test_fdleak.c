@@ -487,6 +487,10 @@ static void test_plain(void)
         CHECK_EQ(dk_supervisor_set_stdio(sv, NULL, NULL), 0);
         CHECK_EQ(dk_supervisor_exit_status(sv), 0);
         CHECK_ERR(dk_supervisor_add_listener_pair(sv, fd, fd), EINVAL);
+        {
+            int twice[2] = { fd, fd };
+            CHECK_ERR(dk_supervisor_add_listener_slots(sv, twice, 2), EINVAL);
+        }
         CHECK_FDS(&before, "the dk_supervisor_set_* calls");
         CHECK_EQ(dk_supervisor_free(sv), 0);
         CHECK_FDS(&before, "dk_supervisor_free"); /* the listener stays the caller's */

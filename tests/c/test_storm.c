@@ -830,6 +830,10 @@ static void round_supervisor(void)
     CHECK_EQ(C(dk_supervisor_set_stdio(sv, NULL, NULL)), 0);
     CHECK_EQ(C(dk_supervisor_exit_status(sv)), 0);
     CHECK_ERR(C(dk_supervisor_add_listener_pair(sv, l, l)), EINVAL);
+    {
+        int twice[2] = { l, l };
+        CHECK_ERR(C(dk_supervisor_add_listener_slots(sv, twice, 2)), EINVAL);
+    }
     /* run in a child (the master is not stormed: USR1/HUP/TTIN... mean things to it) */
     pid = dk_test_fork();
     if (pid == 0) {

@@ -30,10 +30,13 @@
 //! Listener pairs: `DK_PAIR=1` (the listener is a pair of SO_REUSEPORT sockets, see
 //! `Prefork::listener_pair`), `DK_DROP_ON_TERM=1` (a worker told to stop drops, unanswered,
 //! whatever it can still accept — as Starman's children and uvicorn do).
+//! Per-slot listeners: `DK_SLOTS=N` (the listener is N SO_REUSEPORT sockets, one per worker
+//! slot, see `Supervisor::listener_slots`; an upgrade's new generation inherits all N).
 //!
 //! Every response is `200` with the serving pid as body; `/slow?ms=N` waits first.
 
 use daemonkit::daemon::{Daemonize, Role};
+use daemonkit::listen::ListenFlags;
 use daemonkit::pidfile::Pidfile;
 use daemonkit::signals::Signals;
 use daemonkit::supervisor::{Outcome, Supervisor};
@@ -156,6 +159,23 @@ fn serve(listener: &TcpListener, sigs: &Signals, last: &mut i32) -> bool {
     stop
 }
 
+/// With `DK_SLOTS=N`: the N sockets of the per-slot listener (inherited from an upgrade, or
+/// bound on `DK_ADDR`, the others on the first one's port).
+fn slot_listeners(n: usize) -> Vec<TcpListener> {
+    let inherited = listen::fds(true).expect("LISTEN_FDS");
+    if !inherited.is_empty() {
+        return inherited.into_iter().map(|(fd, _)| fd.into()).collect();
+    }
+    let addr = env("DK_ADDR").unwrap_or_else(|| "127.0.0.1:0".into());
+    let first = listen::tcp_with(&addr, 0, ListenFlags::REUSEPORT).unwrap();
+    let name = listen::socket_name(&first).unwrap();
+    let mut all = vec![first];
+    for _ in 1..n {
+        all.push(listen::tcp_with(&name, 0, ListenFlags::REUSEPORT).unwrap());
+    }
+    all
+}
+
 /// The listener, and with `DK_PAIR` the second socket of its pair.
 fn listener() -> (TcpListener, Option<TcpListener>) {
     let mut inherited = listen::fds(true).expect("LISTEN_FDS");
@@ -180,6 +200,26 @@ fn listener() -> (TcpListener, Option<TcpListener>) {
 fn main() {
     let mode = std::env::args().nth(1).unwrap_or_default();
     let argv = exec::self_argv().unwrap();
+    let slots: usize = env("DK_SLOTS").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if slots > 0 {
+        let all = slot_listeners(slots);
+        eprintln!(
+            "listening on {} ({} slot sockets)",
+            listen::socket_name(&all[0]).unwrap(),
+            all.len()
+        );
+        let mut pidfile = env("DK_PID").map(|p| Pidfile::open(&p).unwrap());
+        let mut d = Daemonize::new().foreground(true).keep_stdio();
+        for l in &all {
+            d = d.keep_fd(l);
+        }
+        d.start().unwrap();
+        if let Some(pf) = pidfile.as_mut() {
+            pf.write().unwrap();
+        }
+        daemonkit::signals::ignore_sigpipe().unwrap();
+        return supervise_slots(all, pidfile, &argv);
+    }
     let (listener, second) = listener();
     eprintln!("listening on {}", listen::socket_name(&listener).unwrap());
     let mut pidfile = env("DK_PID").map(|p| match Pidfile::open(&p) {
@@ -421,4 +461,49 @@ fn single(listener: TcpListener, mut pidfile: Option<Pidfile>, argv: &[std::ffi:
             }
         }
     }
+}
+
+/// `supervise` with `DK_SLOTS`: the listener is one socket per worker slot; each worker
+/// serves on the first socket's fd number, where the supervisor put its slot's socket.
+fn supervise_slots(
+    all: Vec<TcpListener>,
+    mut pidfile: Option<Pidfile>,
+    argv: &[std::ffi::OsString],
+) {
+    let workers: u32 = env("DK_WORKERS").and_then(|v| v.parse().ok()).unwrap_or(2);
+    let mut p = Supervisor::new(workers)
+        .listener_slots(&all)
+        .graceful_timeout(Duration::from_secs(10))
+        .upgrade(argv, Duration::from_secs(10));
+    if let Some(pf) = pidfile.as_mut() {
+        p = p.pidfile(pf);
+    }
+    if let Some(path) = env("DK_EVENTS") {
+        p = p.on_event(move |e| {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
+            e.log();
+        });
+    }
+    let l = &all[0];
+    let outcome = p.run(move |_index| {
+        let sigs =
+            Signals::new(&[libc::SIGTERM, libc::SIGINT, libc::SIGQUIT, libc::SIGUSR1]).unwrap();
+        let mut last = 0;
+        serve(l, &sigs, &mut last);
+        0
+    });
+    if let Some(pf) = pidfile {
+        pf.close();
+    }
+    eprintln!("master {} done: {:?}", std::process::id(), outcome);
+    std::process::exit(match outcome {
+        Ok(Outcome::Stopped | Outcome::Upgraded) => 0,
+        Ok(Outcome::GaveUp) => 3,
+        Err(_) => 4,
+    });
 }

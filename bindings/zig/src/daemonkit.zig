@@ -171,6 +171,7 @@ pub const c = struct {
     pub extern fn dk_supervisor_set_upgrade(sv: ?*dk_supervisor, argv: ?[*:null]const ?[*:0]const u8, timeout_ms: u32) c_int;
     pub extern fn dk_supervisor_run(sv: ?*dk_supervisor) c_int;
     pub extern fn dk_supervisor_add_listener_pair(sv: ?*dk_supervisor, a: c_int, b: c_int) c_int;
+    pub extern fn dk_supervisor_add_listener_slots(sv: ?*dk_supervisor, fds: ?[*]const c_int, n: u32) c_int;
     pub extern fn dk_supervisor_set_stop_signal(sv: ?*dk_supervisor, sig: c_int) c_int;
     pub extern fn dk_supervisor_set_restart(sv: ?*dk_supervisor, max_backoff_ms: u32, give_up: u32, window_ms: u32) c_int;
     pub extern fn dk_supervisor_set_flags(sv: ?*dk_supervisor, flags: u32) c_int;
@@ -1253,6 +1254,14 @@ pub const Supervisor = struct {
     /// accepted connection (the generations alternate between the two sockets).
     pub fn addListenerPair(sv: Supervisor, a: fd_t, b: fd_t) Error!void {
         _ = try ok(c.dk_supervisor_add_listener_pair(sv.handle, a, b));
+    }
+
+    /// A listener as one `SO_REUSEPORT` TCP socket per worker slot, all on one address
+    /// (`listen.tcp` with `.reuseport = true`, N times): worker slot i accepts on
+    /// `fds[i % N]` only, and the master holds them all, so a slot's accept queue outlives
+    /// its worker. The worker count never goes below N; not with `addListenerPair`.
+    pub fn addListenerSlots(sv: Supervisor, fds: []const fd_t) Error!void {
+        _ = try ok(c.dk_supervisor_add_listener_slots(sv.handle, fdsPtr(fds), @intCast(fds.len)));
     }
 
     pub fn setListenNames(sv: Supervisor, names: ?[:0]const u8) Error!void {

@@ -60,6 +60,8 @@ pub struct Config {
     pub once: bool,
     /// `--signal-group`: signals go to PROGRAM's whole process group.
     pub signal_group: bool,
+    /// `--reuseport`: the first TCP `--listen` as one socket per worker slot.
+    pub reuseport: bool,
     /// `--notify-fd N`: s6's readiness fd.
     pub notify_fd: Option<i32>,
     /// `--max-backoff`: the crash-loop backoff's cap.
@@ -98,6 +100,7 @@ impl Default for Config {
             init: false,
             once: false,
             signal_group: false,
+            reuseport: false,
             notify_fd: None,
             max_backoff: Duration::from_secs(8),
             give_up: None,
@@ -325,6 +328,7 @@ pub fn parse_run(
             "--init" => c.init = true,
             "--once" => c.once = true,
             "--signal-group" => c.signal_group = true,
+            "--reuseport" => c.reuseport = true,
             "--notify-fd" => {
                 let n: i32 = number(&opt, &a.value(&opt, inline)?)?;
                 if n < 3 {
@@ -358,6 +362,9 @@ pub fn parse_run(
     }
     if c.once && c.workers != 1 {
         return Err("--once runs one copy of PROGRAM: no -w N".into());
+    }
+    if c.reuseport && !c.listen.iter().any(|l| !l.addr.starts_with("unix:")) {
+        return Err("--reuseport needs a TCP --listen (it gives it one socket per worker)".into());
     }
     if c.notify_fd.is_some() && c.daemonize {
         return Err(

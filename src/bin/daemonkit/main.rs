@@ -26,7 +26,7 @@ use daemonkit::pidfile::Pidfile;
 use daemonkit::supervisor::{event, Event, Outcome, Supervisor, SupervisorFlags};
 use daemonkit::{listen, privileges, rlimit, Error};
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -114,6 +114,9 @@ usage: daemonkit run [options] -- PROGRAM [ARGS...]
                           exits with its status (128 + N when killed by signal N)
       --signal-group      PROGRAM leads its own process group and signals go to the whole
                           group (like tini -g)
+      --reuseport         the first TCP --listen as one SO_REUSEPORT socket per worker
+                          (-w N sockets, held by daemonkit): copy i accepts on socket i
+                          only, and what its socket queued outlives it; TTOU stops at N
       --log-timestamps    start each line of output with its time (UTC, RFC 3339, ms)
       --log-prefix        start each line with its source: [worker INDEX pid PID] or
                           [daemonkit pid PID] (lines are kept whole; without --log the
@@ -212,10 +215,42 @@ fn executable_now(p: &Path) -> std::io::Result<()> {
 
 /// One bound `--listen`: a TCP address is a pair of `SO_REUSEPORT` sockets, so that a
 /// rolling restart switches new connections to the new generation before the old one is
-/// told to stop (see `Supervisor::listener_pair`); a Unix socket is one.
+/// told to stop (see `Supervisor::listener_pair`); a Unix socket is one. With
+/// `--reuseport`, the first TCP address is one socket per worker instead: `fd` and `slots`
+/// (see `Supervisor::listener_slots`).
 struct Listener {
     fd: OwnedFd,
     pair: Option<OwnedFd>,
+    slots: Vec<OwnedFd>,
+}
+
+/// `--reuseport`: `n` (>= 2) `SO_REUSEPORT` sockets on `addr`, one per worker slot. The
+/// first two are bound as a pair (its probe refuses an address somebody already listens
+/// on), the others on the first one's port.
+fn bind_slots(addr: &str, n: u32) -> Result<Listener, String> {
+    let (a, b) = listen::tcp_pair(addr).map_err(|e| bind_error(addr, e))?;
+    let name = listen::socket_name(&a).map_err(|e| bind_error(addr, e))?;
+    let mut slots: Vec<OwnedFd> = vec![b.into()];
+    for _ in 2..n {
+        let s = listen::tcp_with(&name, 0, listen::ListenFlags::REUSEPORT)
+            .map_err(|e| bind_error(addr, e))?;
+        slots.push(s.into());
+    }
+    Ok(Listener {
+        fd: a.into(),
+        pair: None,
+        slots,
+    })
+}
+
+/// A bind error, naming the address once.
+fn bind_error(addr: &str, e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    if s.contains(addr) {
+        format!("listen: {s}")
+    } else {
+        format!("listen {addr}: {s}")
+    }
 }
 
 /// Binds one `--listen` address.
@@ -224,20 +259,15 @@ fn bind(addr: &str) -> Result<Listener, String> {
         Some(path) => listen::unix(path, 0o666).map(|l| Listener {
             fd: l.into(),
             pair: None,
+            slots: Vec::new(),
         }),
         None => listen::tcp_pair(addr).map(|(a, b)| Listener {
             fd: a.into(),
             pair: Some(b.into()),
+            slots: Vec::new(),
         }),
     };
-    r.map_err(|e| {
-        let s = e.to_string();
-        if s.contains(addr) {
-            format!("listen: {s}")
-        } else {
-            format!("listen {addr}: {s}")
-        }
-    })
+    r.map_err(|e| bind_error(addr, e))
 }
 
 /// What the supervisor's workers execute: this binary's `__exec` trampoline (which ignores
@@ -364,8 +394,18 @@ fn lock_pidfile(cfg: &Config, lsb_start: bool) -> Result<Option<Pidfile>, u8> {
 fn bind_all(cfg: &Config) -> Result<(Vec<Listener>, Vec<String>), String> {
     let mut listeners = Vec::new();
     let mut shown = Vec::new();
-    for l in &cfg.listen {
-        let fd = bind(&l.addr)?;
+    // --reuseport: the first TCP address, with more than one worker.
+    let slots_at = cfg
+        .listen
+        .iter()
+        .position(|l| !l.addr.starts_with("unix:"))
+        .filter(|_| cfg.reuseport && cfg.workers > 1);
+    for (i, l) in cfg.listen.iter().enumerate() {
+        let fd = if Some(i) == slots_at {
+            bind_slots(&l.addr, cfg.workers)?
+        } else {
+            bind(&l.addr)?
+        };
         let name = listen::socket_name(&fd.fd).unwrap_or_else(|_| l.addr.clone());
         eprintln!("{NAME}: listening on {name}");
         shown.push(name);
@@ -383,6 +423,9 @@ fn detach(cfg: &Config, listeners: &[Listener]) -> Result<(), String> {
             d = d.keep_fd(&l.fd);
             if let Some(b) = &l.pair {
                 d = d.keep_fd(b);
+            }
+            for s in &l.slots {
+                d = d.keep_fd(s);
             }
         }
         if let Some(dir) = &cfg.chdir {
@@ -561,6 +604,15 @@ fn supervise(
         }
         e.log();
     };
+    // Each listener's sockets in order (used for the per-slot one only).
+    let groups: Vec<Vec<BorrowedFd>> = listeners
+        .iter()
+        .map(|l| {
+            std::iter::once(l.fd.as_fd())
+                .chain(l.slots.iter().map(|s| s.as_fd()))
+                .collect()
+        })
+        .collect();
     let mut p = Supervisor::new(cfg.workers)
         .exec(&argv)
         .graceful_timeout(cfg.graceful)
@@ -572,9 +624,10 @@ fn supervise(
     if let Some(l) = log.filter(|l| l.per_worker()) {
         p = p.worker_output(move |index| l.worker_pipe(index));
     }
-    for l in listeners {
+    for (l, g) in listeners.iter().zip(&groups) {
         p = match &l.pair {
             Some(b) => p.listener_pair(&l.fd, b),
+            None if !l.slots.is_empty() => p.listener_slots(g),
             None => p.listener(&l.fd),
         };
     }

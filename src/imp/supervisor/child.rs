@@ -37,7 +37,7 @@ impl Supervisor {
                 port: if port.overflow { b"" } else { port.as_bytes() },
                 generation: self.generation + 1,
             };
-            let fds = self.sockets(self.side);
+            let fds = self.worker_sockets(index);
             match exec::prepare_worker(
                 self.exec_argv,
                 &fds[..self.nlisteners],
@@ -133,6 +133,10 @@ impl Supervisor {
                     unsafe { libc::dup2(self.pairs[i], self.listeners[i]) };
                 }
             }
+        }
+        if prepared.is_none() {
+            // An in-process worker of the per-slot listener: its slot's socket only.
+            self.enter_slot_in_child(index);
         }
         if out >= 0 {
             // SAFETY: dup2 onto stdout/stderr (clearing close-on-exec there).

@@ -37,6 +37,7 @@ mod child;
 pub mod event;
 mod init;
 mod restart;
+mod reuseport;
 mod slots;
 mod steer;
 mod upgrade;
@@ -120,6 +121,11 @@ pub struct Supervisor {
     pairs: [c_int; exec::MAX_FDS],
     /// The side (0 or 1) of the pairs the current generation runs on.
     side: u8,
+    /// The per-slot listener's sockets (`slot_fds[0]` is `listeners[slot_listener]`) and
+    /// how many (0: none; see `reuseport`).
+    slot_fds: [c_int; exec::MAX_FDS],
+    nslots: usize,
+    slot_listener: usize,
     /// During a rolling restart of paired listeners: when new connections were switched to
     /// the new generation's sockets (0: not yet).
     steered_at: u64,
@@ -184,6 +190,9 @@ impl Supervisor {
             stdio: None,
             pairs: [-1; exec::MAX_FDS],
             side: 0,
+            slot_fds: [-1; exec::MAX_FDS],
+            nslots: 0,
+            slot_listener: 0,
             steered_at: 0,
             retry_at: 0,
             crash_times: [0; MAX_GIVE_UP as usize],
@@ -199,7 +208,8 @@ impl Supervisor {
         if !sys::fd_valid(fd) {
             return Err(Errno(libc::EBADF));
         }
-        if self.nlisteners >= exec::MAX_FDS - 2 {
+        // An upgrade also passes the per-slot listener's other sockets.
+        if self.nlisteners + self.nslots.saturating_sub(1) >= exec::MAX_FDS - 2 {
             return Err(Errno(libc::ENOSPC));
         }
         self.listeners[self.nlisteners] = fd;
@@ -229,7 +239,7 @@ impl Supervisor {
         if self.worker.is_none() && self.exec_argv.is_null() {
             return Err(Errno(libc::EINVAL));
         }
-        if self.workers == 0 || self.workers as usize > MAX_WORKERS {
+        if self.workers < self.min_workers() || self.workers as usize > MAX_WORKERS {
             return Err(Errno(libc::EINVAL));
         }
         if self.flags & !ALL_FLAGS != 0
@@ -519,7 +529,7 @@ impl Supervisor {
             }
             libc::SIGTTOU if !self.stopping => {
                 let n = signals::take_count(s).max(1);
-                self.workers = self.workers.saturating_sub(n).max(1);
+                self.workers = self.workers.saturating_sub(n).max(self.min_workers());
                 self.emit(event::WORKERS_CHANGED, self.master, self.workers as i32);
             }
             libc::SIGTERM | libc::SIGINT | libc::SIGQUIT => {
@@ -581,12 +591,15 @@ impl Supervisor {
             if null < 0 {
                 return;
             }
-            for i in 0..self.nlisteners {
-                for fd in [self.listeners[i], self.pairs[i]] {
-                    if fd >= 0 {
-                        libc::dup2(null, fd);
-                        libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
-                    }
+            let slots = self.slot_fds.iter().take(self.nslots).skip(1);
+            for &fd in self.listeners[..self.nlisteners]
+                .iter()
+                .chain(self.pairs[..self.nlisteners].iter())
+                .chain(slots)
+            {
+                if fd >= 0 {
+                    libc::dup2(null, fd);
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                 }
             }
             sys::close(null);

@@ -121,7 +121,7 @@ impl Supervisor {
         if !sys::fd_valid(a) || !sys::fd_valid(b) {
             return Err(Errno(libc::EBADF));
         }
-        if !is_pair(a, b) {
+        if !is_pair(a, b) || self.nslots > 0 {
             return Err(Errno(libc::EINVAL));
         }
         self.add_listener(a)?;

@@ -18,10 +18,10 @@ impl Supervisor {
             // SAFETY: the caller's PID file handle outlives the run.
             unsafe { &*self.pidfile }.fd()
         };
-        let fds = self.sockets(self.side);
+        let (fds, nfds) = self.upgrade_sockets();
         let spec = exec::Spec {
             argv: self.upgrade_argv,
-            fds: &fds[..self.nlisteners],
+            fds: &fds[..nfds],
             names: self.names(),
             pidfile_fd: pf,
         };

@@ -92,6 +92,7 @@ our %FUNCTIONS = (
     dk_supervisor_set_upgrade          => [ [qw(opaque opaque uint32)], 'int', 'DaemonKit::Supervisor::set_upgrade' ],
     dk_supervisor_run                  => [ ['opaque'], 'int', 'DaemonKit::Supervisor::run' ],
     dk_supervisor_add_listener_pair    => [ [qw(opaque int int)], 'int', 'DaemonKit::Supervisor::add_listener_pair' ],
+    dk_supervisor_add_listener_slots   => [ [qw(opaque opaque uint32)], 'int', 'DaemonKit::Supervisor::add_listener_slots' ],
     dk_supervisor_set_stop_signal      => [ [qw(opaque int)], 'int', 'DaemonKit::Supervisor::set_stop_signal' ],
     dk_supervisor_set_restart          => [ [qw(opaque uint32 uint32 uint32)], 'int', 'DaemonKit::Supervisor::set_restart' ],
     dk_supervisor_set_flags            => [ [qw(opaque uint32)], 'int', 'DaemonKit::Supervisor::set_flags' ],

@@ -425,6 +425,28 @@ sub add_listener_pair {
         "add listener pair fds $na, $nb");
 }
 
+=head2 add_listener_slots
+
+    $sv->add_listener_slots(@fds);   # N listen_tcp($addr, reuseport => 1) on one address
+
+A listener as one C<SO_REUSEPORT> TCP socket per worker slot: worker slot I<i>
+accepts on C<$fds[i % N]> only (found at the first one's fd number), and the
+master holds them all, so a slot's accept queue outlives its worker. The worker
+count never goes below N. At most one such listener, not with
+L</add_listener_pair>. Croaks C<supervisor: add listener slots: Invalid
+argument> unless they are such listening sockets on one address.
+
+=cut
+
+sub add_listener_slots {
+    my ($self, @fds) = @_;
+    my @n = map { DaemonKit::_fd($_, 'supervisor: listener') } @fds;
+    my ($ptr, $count, $buf) = DaemonKit::FFI::int_array(@n);
+    $self->_check('dk_supervisor_add_listener_slots',
+        DaemonKit::FFI::dk_supervisor_add_listener_slots($self->_h, $ptr, $count),
+        "add listener slots fds @n");
+}
+
 =head2 set_listen_names
 
     $sv->set_listen_names('http:admin');    # or ['http', 'admin']; undef clears
