@@ -1258,10 +1258,10 @@ pub const Supervisor = struct {
 
     /// A listener as one `SO_REUSEPORT` TCP socket per worker slot, all on one address
     /// (`listen.tcp` with `.reuseport = true`, N times): worker slot i accepts on
-    /// `fds[i % N]` only, and the master holds them all, so a slot's accept queue outlives
+    /// `slot_fds[i % N]` only, and the master holds them all, so a slot's accept queue outlives
     /// its worker. The worker count never goes below N; not with `addListenerPair`.
-    pub fn addListenerSlots(sv: Supervisor, fds: []const fd_t) Error!void {
-        _ = try ok(c.dk_supervisor_add_listener_slots(sv.handle, fdsPtr(fds), @intCast(fds.len)));
+    pub fn addListenerSlots(sv: Supervisor, slot_fds: []const fd_t) Error!void {
+        _ = try ok(c.dk_supervisor_add_listener_slots(sv.handle, fdsPtr(slot_fds), @intCast(slot_fds.len)));
     }
 
     pub fn setListenNames(sv: Supervisor, names: ?[:0]const u8) Error!void {
