@@ -87,7 +87,11 @@ fi
 
 # 4. rust-version against the locked dependencies (normal, build and dev: what building
 #    and testing the package needs), per workspace package
-if ! cargo metadata --quiet --offline --locked --format-version 1 > "$tmp/meta.json"; then
+# cargo metadata reads every locked package, also those only other targets build (r-efi
+# for UEFI, through getrandom) that no build here downloaded: fetch them first.
+if ! cargo fetch --quiet --locked > "$tmp/fetch.log" 2>&1; then
+    bad "cargo fetch --locked failed:"; tail -5 "$tmp/fetch.log"
+elif ! cargo metadata --quiet --offline --locked --format-version 1 > "$tmp/meta.json"; then
     bad "cargo metadata failed"
 elif ! python3 - "$tmp/meta.json" <<'EOF'
 import json, sys
