@@ -254,6 +254,13 @@ pub(crate) fn report(fd: c_int, kind: u8, code: u8, msg: &[u8]) {
     let _ = sys::write_all(fd, &rec[..n]);
 }
 
+/// The `'p'` record: the daemon's pid, from the intermediate child. Async-signal-safe.
+pub(crate) fn report_pid(fd: c_int, pid: libc::pid_t) {
+    let mut rec = [b'p', 0, 0, 0, 0];
+    rec[1..].copy_from_slice(&pid.to_le_bytes());
+    let _ = sys::write_all(fd, &rec);
+}
+
 fn stderr(parts: &[&[u8]]) {
     for p in parts {
         let _ = sys::write_all(2, p);

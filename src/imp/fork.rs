@@ -1,5 +1,6 @@
-//! The one fork prelude. Every fork in the library goes through [`fork`]: daemonize's two
-//! forks, the upgrade's new generation (`exec::spawn`) and the supervisor's workers. It
+//! The one fork prelude. Every fork in the library goes through it: [`fork`] for the
+//! upgrade's new generation (`exec::spawn`) and the supervisor's workers, [`detach`] for
+//! daemonize's double fork. It
 //! flushes C stdio (nothing buffered is written twice) and keeps every signal blocked across
 //! the fork, so that a signal arriving in the instant after it cannot run the parent's
 //! handler in the child (where it would be swallowed: a TERM sent to a new worker, lost);
@@ -25,66 +26,89 @@ pub(crate) enum InChild {
 /// (signal state per `in_child`). On failure nothing changed and the errno is returned.
 /// The child side is async-signal-safe up to the return (sigprocmask and sigaction only).
 pub(crate) fn fork(in_child: InChild) -> Res<libc::pid_t> {
+    with_prelude(in_child, || {
+        // SAFETY: fork; the child runs only async-signal-safe code until it returns to a
+        // caller that does the same until exec or _exit.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(pid)
+        }
+    })
+}
+
+/// The prelude around `spawn` (a fork of some kind: the pid in the parent, 0 in the child):
+/// C stdio flushed, every signal blocked across it, the mask restored in the parent and, in
+/// the child, the signal state per `in_child`.
+fn with_prelude(in_child: InChild, spawn: impl FnOnce() -> Res<libc::pid_t>) -> Res<libc::pid_t> {
     // SAFETY: fflush(NULL) flushes every C stream; harmless without any.
     unsafe { libc::fflush(core::ptr::null_mut()) };
     let mask = signals::block_all();
-    // SAFETY: fork; the child runs only async-signal-safe code until it returns to a caller
-    // that does the same until exec or _exit (or, for daemonize, a single-threaded caller).
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let e = Errno::last();
-        signals::set_mask(&mask);
-        return Err(e);
+    match spawn() {
+        Ok(0) => {
+            match in_child {
+                InChild::Restore => signals::set_mask(&mask),
+                InChild::KeepBlocked => {}
+                InChild::Reset => signals::reset_child(),
+            }
+            Ok(0)
+        }
+        r => {
+            signals::set_mask(&mask);
+            r
+        }
     }
-    if pid > 0 {
-        signals::set_mask(&mask);
-        return Ok(pid);
-    }
-    match in_child {
-        InChild::Restore => signals::set_mask(&mask),
-        InChild::KeepBlocked => {}
-        InChild::Reset => signals::reset_child(),
-    }
-    Ok(0)
 }
 
 /// Daemonize's double fork: a child in a new session forks the daemon (so that the daemon is
 /// not a session leader), reports the daemon's pid on `w` as a `'p'` record (or a `'f'`
-/// failure) and exits. Returns that intermediate child's pid in the caller, once it has
-/// exited or exec'd nothing (the launcher then reaps it), and 0 in the daemon, whose signal
-/// mask is the caller's. On failure before any child exists, the errno.
+/// failure) and exits. Returns that intermediate child's pid in the caller (the launcher then
+/// reaps it), and 0 in the daemon; both get the caller's signal mask back. On failure before
+/// any child exists, the errno.
 ///
 /// The intermediate is a vfork child: it shares the caller's memory, so the page tables are
 /// copied once (for the daemon) instead of twice, and the intermediate's exit tears nothing
 /// down — launch time no longer grows twice as fast as the heap. The caller's thread waits
 /// while the intermediate runs. The kernel drops the rseq registration in a vfork child, so
-/// the daemon registers again as the caller was ([`rseq`](crate::imp::rseq)); when that
-/// registration cannot be named, two plain forks are used instead.
+/// the daemon registers again as the caller was ([`rseq`](crate::imp::rseq)). The same
+/// intermediate runs in a plain fork when that registration cannot be named, off x86-64, or
+/// when a seccomp filter refuses vfork (ENOSYS/EPERM) but not fork.
 pub(crate) fn detach(w: libc::c_int) -> Res<libc::pid_t> {
-    let rseq = crate::imp::rseq::current();
-    if !cfg!(target_arch = "x86_64") || rseq == crate::imp::rseq::State::Unknown {
-        return detach_two_forks(w);
-    }
-    // SAFETY: fflush(NULL) flushes every C stream; harmless without any.
-    unsafe { libc::fflush(core::ptr::null_mut()) };
-    // Every signal stays blocked in the intermediate: a handler run there would run in the
-    // caller's memory.
-    let mask = signals::block_all();
-    let pid = vfork_call(intermediate, w);
-    if let Err(e) = pid {
-        signals::set_mask(&mask);
-        // A seccomp filter that refuses vfork (ENOSYS/EPERM) but not fork: two forks.
-        if e.0 == libc::ENOSYS || e.0 == libc::EPERM {
-            return detach_two_forks(w);
+    use crate::imp::rseq::{self, State};
+    let rseq = rseq::current();
+    // Every signal stays blocked in the intermediate (a handler run in a vfork child would
+    // run in the caller's memory) and in the daemon until the rseq registration is back.
+    with_prelude(InChild::Restore, || {
+        let pid = match rseq {
+            State::Unknown => fork_call(intermediate, w),
+            _ => match vfork_call(intermediate, w) {
+                Err(Errno(e)) if e == libc::ENOSYS || e == libc::EPERM => {
+                    fork_call(intermediate, w)
+                }
+                r => r,
+            },
+        };
+        if pid == Ok(0) {
+            // The daemon (its own memory now). Async-signal-safe: one syscall.
+            rseq::restore(rseq);
         }
-        return Err(e);
+        pid
+    })
+}
+
+/// fork; `f(arg)` in the child, returning 0 where `f` returns (as [`vfork_call`] does).
+fn fork_call(f: extern "C" fn(libc::c_int), arg: libc::c_int) -> Res<libc::pid_t> {
+    // SAFETY: fork; the child runs `f`, which only makes async-signal-safe calls (and the C
+    // library's fork), with every signal blocked by the caller.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
     }
-    if pid == Ok(0) {
-        // The daemon (its own memory now). Async-signal-safe: one syscall, sigprocmask.
-        crate::imp::rseq::restore(rseq);
+    if pid == 0 {
+        f(arg);
     }
-    signals::set_mask(&mask);
-    pid
+    Ok(pid)
 }
 
 // vfork without the compiler ever seeing a function that returns twice (Rust has no
@@ -148,8 +172,8 @@ fn vfork_call(_f: extern "C" fn(libc::c_int), _arg: libc::c_int) -> Res<libc::pi
     Err(Errno(libc::ENOSYS))
 }
 
-/// The intermediate child, in the caller's memory (a vfork child): new session, fork the
-/// daemon, report its pid, `_exit`. Returns only in the daemon. Async-signal-safe but for
+/// The intermediate child (a vfork child in the caller's memory, or a plain fork): new
+/// session, fork the daemon, report its pid, `_exit`. Returns only in the daemon. Async-signal-safe but for
 /// the C library's fork, whose parent side in here takes and releases the same locks the
 /// caller's own fork would.
 extern "C" fn intermediate(w: libc::c_int) {
@@ -167,41 +191,7 @@ extern "C" fn intermediate(w: libc::c_int) {
             crate::imp::daemon::report(w, b'f', 1, b"daemonize: second fork failed");
             libc::_exit(1);
         }
-        report_pid(w, pid);
+        crate::imp::daemon::report_pid(w, pid);
         libc::_exit(0);
-    }
-}
-
-/// The `'p'` record: the daemon's pid, from the intermediate child. Async-signal-safe.
-fn report_pid(w: libc::c_int, pid: libc::pid_t) {
-    let mut rec = [b'p', 0, 0, 0, 0];
-    rec[1..].copy_from_slice(&pid.to_le_bytes());
-    let _ = crate::sys::write_all(w, &rec);
-}
-
-/// [`detach`] with two plain forks (each copies the page tables), for a thread whose rseq
-/// registration could not be named.
-fn detach_two_forks(w: libc::c_int) -> Res<libc::pid_t> {
-    let pid = fork(InChild::Restore)?;
-    if pid > 0 {
-        return Ok(pid);
-    }
-    // SAFETY: prctl/setsid with plain arguments in the child.
-    unsafe {
-        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
-        libc::setsid();
-    }
-    match fork(InChild::Restore) {
-        Ok(0) => Ok(0),
-        Ok(pid) => {
-            report_pid(w, pid);
-            // SAFETY: the intermediate child leaves at once.
-            unsafe { libc::_exit(0) }
-        }
-        Err(_) => {
-            crate::imp::daemon::report(w, b'f', 1, b"daemonize: second fork failed");
-            // SAFETY: leaving the intermediate child.
-            unsafe { libc::_exit(1) }
-        }
     }
 }

@@ -181,11 +181,7 @@ unsafe fn find_in(info: &libc::dl_phdr_info, find: &Find) -> Option<usize> {
     if info.dlpi_phdr.is_null() {
         return None;
     }
-    // SAFETY (whole body): pointers come from the object's own headers, as the loader left
-    // them; a table entry is relocated (glibc does it in place) unless it is below the base.
-    let phdrs = unsafe { core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize) };
-    let dynamic = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC)?;
-    let mut d = base.wrapping_add(dynamic.p_vaddr as usize) as *const [u64; 2];
+    // A table address is relocated (glibc does it in place) unless it is below the base.
     let fix = |v: u64| {
         let v = v as usize;
         if v < base {
@@ -194,50 +190,53 @@ unsafe fn find_in(info: &libc::dl_phdr_info, find: &Find) -> Option<usize> {
             v
         }
     };
-    let (mut hash, mut symtab, mut strtab) = (0, 0, 0);
-    loop {
-        let [tag, val] = unsafe { *d };
-        match tag {
-            0 => break,
-            DT_GNU_HASH => hash = fix(val),
-            6 => symtab = fix(val),
-            5 => strtab = fix(val),
-            _ => {}
-        }
-        d = unsafe { d.add(1) };
-    }
-    if hash == 0 || symtab == 0 || strtab == 0 {
-        return None;
-    }
-    let h = hash as *const u32;
-    let (nbuckets, symoffset, bloom_words) = unsafe { (*h, *h.add(1), *h.add(2)) };
-    if nbuckets == 0 {
-        return None;
-    }
-    let buckets = unsafe { (h.add(4) as *const usize).add(bloom_words as usize) as *const u32 };
-    let chain = unsafe { buckets.add(nbuckets as usize) };
-    let mut idx = unsafe { *buckets.add((find.hash % nbuckets) as usize) };
-    if idx < symoffset {
-        return None;
-    }
-    let want = find.name.to_bytes_with_nul();
-    loop {
-        let ch = unsafe { *chain.add((idx - symoffset) as usize) };
-        if ch | 1 == find.hash | 1 {
-            let sym = unsafe { &*(symtab as *const libc::Elf64_Sym).add(idx as usize) };
-            let name = (strtab + sym.st_name as usize) as *const u8;
-            let same = want
-                .iter()
-                .enumerate()
-                .all(|(i, &c)| unsafe { *name.add(i) } == c);
-            if same && sym.st_shndx != 0 {
-                return Some(base.wrapping_add(sym.st_value as usize));
+    // SAFETY: every pointer comes from the object's own program headers, dynamic section,
+    // GNU hash table, symbol and string tables, as the loader mapped them; the walk stays
+    // within the tables' own counts (DT_NULL, nbuckets, the chain's end bit).
+    unsafe {
+        let phdrs = core::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum as usize);
+        let dynamic = phdrs.iter().find(|p| p.p_type == libc::PT_DYNAMIC)?;
+        let mut d = base.wrapping_add(dynamic.p_vaddr as usize) as *const [u64; 2];
+        let (mut hash, mut symtab, mut strtab) = (0, 0, 0);
+        loop {
+            match *d {
+                [0, _] => break,
+                [DT_GNU_HASH, v] => hash = fix(v),
+                [6, v] => symtab = fix(v),
+                [5, v] => strtab = fix(v),
+                _ => {}
             }
+            d = d.add(1);
         }
-        if ch & 1 != 0 {
+        if hash == 0 || symtab == 0 || strtab == 0 {
             return None;
         }
-        idx += 1;
+        let h = hash as *const u32;
+        let (nbuckets, symoffset, bloom_words) = (*h, *h.add(1), *h.add(2));
+        if nbuckets == 0 {
+            return None;
+        }
+        let buckets = (h.add(4) as *const usize).add(bloom_words as usize) as *const u32;
+        let chain = buckets.add(nbuckets as usize);
+        let mut idx = *buckets.add((find.hash % nbuckets) as usize);
+        if idx < symoffset {
+            return None;
+        }
+        loop {
+            let ch = *chain.add((idx - symoffset) as usize);
+            if ch | 1 == find.hash | 1 {
+                let sym = &*(symtab as *const libc::Elf64_Sym).add(idx as usize);
+                let name =
+                    CStr::from_ptr((strtab + sym.st_name as usize) as *const core::ffi::c_char);
+                if name == find.name && sym.st_shndx != 0 {
+                    return Some(base.wrapping_add(sym.st_value as usize));
+                }
+            }
+            if ch & 1 != 0 {
+                return None;
+            }
+            idx += 1;
+        }
     }
 }
 
