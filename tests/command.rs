@@ -885,30 +885,7 @@ http.server.HTTPServer(("127.0.0.1", {port}), H).serve_forever()
 
 /// The listening sockets on 127.0.0.1:`port` that process `pid` holds (their inodes).
 fn listeners_held(pid: i32, port: u16) -> Vec<u64> {
-    let local = format!("0100007F:{port:04X}");
-    let group: Vec<u64> = std::fs::read_to_string("/proc/net/tcp")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().ok())?
-        })
-        .collect();
-    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| {
-                let l = std::fs::read_link(e.ok()?.path()).ok()?;
-                let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
-                s.parse().ok()
-            })
-            .filter(|i| group.contains(i))
-            .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v.dedup();
-    v
+    holds(pid, &listening_inodes(port))
 }
 
 #[test]

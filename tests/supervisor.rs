@@ -695,14 +695,9 @@ fn the_restart_policy_gives_up_after_n_crashes_and_caps_its_backoff() {
 
 /// Load across three HUPs of a master whose workers drop what they accept once told to stop
 /// (as Starman's children do); returns (ok, failed).
-fn rolls_under_load(paired: bool) -> (usize, usize) {
-    let mut env = vec![("DK_DROP_ON_TERM", "1"), ("DK_GRACEFUL_MS", "3000")];
-    if paired {
-        env.push(("DK_PAIR", "1"));
-    }
-    let mut m = Master::start(if paired { "pair" } else { "shared" }, 2, &env);
-    m.wait_serving();
-    assert_eq!(m.wait_workers(2, Duration::from_secs(5)).len(), 2);
+/// Three rolling restarts (HUP) of `m`'s `workers` workers, each waited for until every
+/// worker is new, under three clients; the clients' requests served, failed and errors.
+fn three_hups_under_load(m: &Master, workers: usize, what: &str) -> (usize, usize, Vec<String>) {
     let loads: Vec<Load> = (0..3)
         .map(|_| Load::start(m.port, 100_000, Duration::from_secs(20)))
         .collect();
@@ -712,17 +707,30 @@ fn rolls_under_load(paired: bool) -> (usize, usize) {
         kill(m.pid(), libc::SIGHUP);
         let rolled = wait_until(Duration::from_secs(10), || {
             let now = children(m.pid());
-            now.len() == 2 && now.iter().all(|p| !before.contains(p))
+            now.len() == workers && now.iter().all(|p| !before.contains(p))
         });
-        assert!(rolled, "round {round}: HUP did not roll ({paired})");
+        assert!(rolled, "round {round}: HUP did not roll ({what})");
     }
     std::thread::sleep(Duration::from_millis(300));
-    let (mut ok, mut bad) = (0, 0);
+    let (mut ok, mut bad, mut errs) = (0, 0, Vec::new());
     for l in loads {
-        let (o, b, _, _) = l.finish();
+        let (o, b, _, e) = l.finish();
         ok += o;
         bad += b;
+        errs.extend(e);
     }
+    (ok, bad, errs)
+}
+
+fn rolls_under_load(paired: bool) -> (usize, usize) {
+    let mut env = vec![("DK_DROP_ON_TERM", "1"), ("DK_GRACEFUL_MS", "3000")];
+    if paired {
+        env.push(("DK_PAIR", "1"));
+    }
+    let mut m = Master::start(if paired { "pair" } else { "shared" }, 2, &env);
+    m.wait_serving();
+    assert_eq!(m.wait_workers(2, Duration::from_secs(5)).len(), 2);
+    let (ok, bad, _) = three_hups_under_load(&m, 2, &format!("paired {paired}"));
     kill(m.pid(), libc::SIGTERM);
     assert_eq!(m.exit_code(Duration::from_secs(10)), Some(0));
     (ok, bad)
@@ -738,40 +746,6 @@ fn listener_pairs_switch_connections_before_the_old_workers_stop() {
     );
     assert!(ok_p > 300, "too few requests ran: {ok_p}");
     assert_eq!(bad_p, 0, "a listener pair lost requests");
-}
-
-/// The inodes of the sockets listening on 127.0.0.1:`port`.
-fn listening_inodes(port: u16) -> Vec<u64> {
-    let local = format!("0100007F:{port:04X}");
-    let mut v: Vec<u64> = std::fs::read_to_string("/proc/net/tcp")
-        .unwrap()
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().ok())?
-        })
-        .collect();
-    v.sort();
-    v
-}
-
-/// Which of the sockets `of` process `pid` holds open.
-fn holds(pid: i32, of: &[u64]) -> Vec<u64> {
-    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .map(|d| {
-            d.filter_map(|e| {
-                let l = std::fs::read_link(e.ok()?.path()).ok()?;
-                let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
-                s.parse().ok()
-            })
-            .filter(|i| of.contains(i))
-            .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// Each worker's one socket of `group`, sorted (asserting it holds exactly one).
@@ -807,27 +781,7 @@ fn listener_slots_give_each_worker_a_socket_of_its_own_that_outlives_it() {
         "one socket per worker"
     );
 
-    let loads: Vec<Load> = (0..3)
-        .map(|_| Load::start(m.port, 100_000, Duration::from_secs(20)))
-        .collect();
-    for round in 0..3 {
-        std::thread::sleep(Duration::from_millis(400));
-        let before = children(m.pid());
-        kill(m.pid(), libc::SIGHUP);
-        let rolled = wait_until(Duration::from_secs(10), || {
-            let now = children(m.pid());
-            now.len() == 4 && now.iter().all(|p| !before.contains(p))
-        });
-        assert!(rolled, "round {round}: HUP did not roll");
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let (mut ok, mut bad, mut errs) = (0, 0, Vec::new());
-    for l in loads {
-        let (o, b, _, e) = l.finish();
-        ok += o;
-        bad += b;
-        errs.extend(e);
-    }
+    let (ok, bad, errs) = three_hups_under_load(&m, 4, "per-slot listeners");
     println!("3 HUPs, 3 clients, per-slot listeners: {ok} ok / {bad} failed {errs:?}");
     assert!(ok > 300, "too few requests ran: {ok}");
     assert_eq!(bad, 0, "requests failed during rolling restarts: {errs:?}");

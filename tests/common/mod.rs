@@ -247,3 +247,37 @@ pub fn tool(name: &str) -> Option<PathBuf> {
     eprintln!("skipping: {name} is not installed");
     None
 }
+
+/// The inodes of the sockets listening on 127.0.0.1:`port`.
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    let local = format!("0100007F:{port:04X}");
+    let mut v: Vec<u64> = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().ok())?
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Which of the sockets `of` process `pid` holds open.
+pub fn holds(pid: i32, of: &[u64]) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.filter_map(|e| {
+                let l = std::fs::read_link(e.ok()?.path()).ok()?;
+                let s = l.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                s.parse().ok()
+            })
+            .filter(|i| of.contains(i))
+            .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v.dedup();
+    v
+}

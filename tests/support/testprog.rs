@@ -47,6 +47,19 @@ use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+/// An event callback that appends "kind pid value" to `path` and logs the event.
+fn event_logger(path: String) -> impl FnMut(daemonkit::supervisor::Event) {
+    move |e| {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
+        e.log();
+    }
+}
+
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
@@ -369,15 +382,7 @@ fn supervise(
         p = p.pidfile(pf);
     }
     if let Some(path) = events {
-        p = p.on_event(move |e| {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .unwrap();
-            let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
-            e.log();
-        });
+        p = p.on_event(event_logger(path));
     }
     let l = &listener;
     let outcome = p
@@ -479,15 +484,7 @@ fn supervise_slots(
         p = p.pidfile(pf);
     }
     if let Some(path) = env("DK_EVENTS") {
-        p = p.on_event(move |e| {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .unwrap();
-            let _ = writeln!(f, "{} {} {}", e.kind, e.pid, e.value);
-            e.log();
-        });
+        p = p.on_event(event_logger(path));
     }
     let l = &all[0];
     let outcome = p.run(move |_index| {
